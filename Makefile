@@ -1,0 +1,50 @@
+# The README's two commands: `make demo` and `make test`. Both build the environment first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# One onnxruntime build per environment: the GPU build where nvidia-smi sees a GPU.
+ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
+STAMP := $(VENV)/.installed-$(ORT_EXTRA)
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test lint bench services-up services-down clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	@if [ "$(ORT_EXTRA)" = gpu ]; then $(BIN)/python -m pip uninstall -y -q onnxruntime || true; \
+	else $(BIN)/python -m pip uninstall -y -q onnxruntime-gpu || true; fi
+	$(BIN)/python -m pip install -e ".[$(ORT_EXTRA),train,dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP)
+
+demo: venv
+	$(BIN)/pinclip demo
+
+# Starts the real services, runs every test, and stops the services even when tests fail.
+test: venv
+	@$(BIN)/pinclip services up
+	@trap '$(BIN)/pinclip services down' EXIT; \
+	eval "$$($(BIN)/pinclip services env)"; \
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python bench/encoder.py
+
+services-up: venv
+	$(BIN)/pinclip services up
+
+services-down: venv
+	$(BIN)/pinclip services down
+
+clean:
+	-$(BIN)/pinclip services down
+	rm -rf $(VENV) var

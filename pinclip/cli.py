@@ -1,0 +1,33 @@
+"""The `pinclip` command. Sub-commands live next to the code they drive; heavy imports
+(torch, transformers) stay inside the command functions so `pinclip services` starts fast."""
+
+from __future__ import annotations
+
+import typer
+
+from pinclip.logging import configure_logging
+from pinclip.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+
+
+@app.callback()
+def _root() -> None:
+    settings = get_settings()
+    configure_logging(json=settings.log_json, level=settings.log_level)
+
+
+def _register() -> None:
+    # Each area registers its commands here; keep one line per area.
+    from pinclip.services.cli import app as services_app
+
+    app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+
+
+def main() -> None:
+    _register()
+    app()
+
+
+if __name__ == "__main__":
+    main()
