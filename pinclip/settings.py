@@ -75,3 +75,18 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_markdown_table() -> str:
+    """The README's settings table, generated so it cannot drift from the code."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            default = "(empty)" if not default.get_secret_value() else "(set)"
+        lines.append(f"| `PINCLIP_{name.upper()}` | `{default}` | {field.description or ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_markdown_table())
