@@ -1,0 +1,371 @@
+"""The worker's domain logic, free of I/O so it is unit-tested without Kafka or stores.
+
+Agents in `streams.app` only move bytes: they hand raw records here, get back good events and
+dead letters, call the stores with the write plans built here, and ack. The rules that matter
+for correctness live here: per-item isolation, idempotent write plans, the retry policy and the
+dual-write rule during a model transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+from pydantic import ValidationError
+
+from streams.events import (
+    DeadLetter,
+    DeadLetterStage,
+    Event,
+    ModelUpdate,
+    NewPin,
+    PinEmbedded,
+    Repin,
+    utc_now,
+)
+
+E = TypeVar("E", bound=Event)
+T = TypeVar("T")
+
+
+# --- parsing and dead letters ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """Where a record came from; enough to dead-letter it and to log it."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class Accepted(Generic[E]):
+    record: SourceRecord
+    event: E
+
+
+def payload_text(value: bytes | None) -> str:
+    """The original payload as text; undecodable bytes are escaped, never lost."""
+    if value is None:
+        return ""
+    return value.decode("utf-8", errors="backslashreplace")
+
+
+def dead_letter(
+    record: SourceRecord,
+    stage: DeadLetterStage,
+    reason: str,
+    detail: str = "",
+    pin_id: str | None = None,
+) -> DeadLetter:
+    return DeadLetter(
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        stage=stage,
+        reason=reason,
+        detail=detail[:2_000],
+        pin_id=pin_id,
+        payload=payload_text(record.value),
+    )
+
+
+def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
+    """Map pydantic's first error to (stage, reason): bad JSON is `parse`, the rest `schema`."""
+    first = exc.errors(include_url=False)[0]
+    kind, loc = first["type"], first["loc"]
+    if kind == "json_invalid":
+        return "parse", "bad_json"
+    if kind in ("model_type", "model_attributes_type"):
+        return "parse", "not_an_object"
+    if loc and loc[0] == "schema_version":
+        return "schema", "unsupported_schema_version"
+    if kind == "missing":
+        return "schema", "missing_field"
+    if kind == "value_error" and not loc:
+        return "schema", "invalid_event"
+    return "schema", "invalid_field"
+
+
+def parse_records(
+    records: Iterable[SourceRecord], model: type[E]
+) -> tuple[list[Accepted[E]], list[DeadLetter]]:
+    """Validate each record on its own: a bad one becomes a dead letter, the others go on."""
+    accepted: list[Accepted[E]] = []
+    dead: list[DeadLetter] = []
+    for record in records:
+        if not record.value:
+            dead.append(dead_letter(record, "parse", "empty_value"))
+            continue
+        try:
+            accepted.append(Accepted(record, model.model_validate_json(record.value)))
+        except ValidationError as exc:
+            stage, reason = schema_error_reason(exc)
+            dead.append(dead_letter(record, stage, reason, _short_errors(exc)))
+    return accepted, dead
+
+
+def _short_errors(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '<event>'}: {err['msg']}"
+        for err in exc.errors(include_url=False)[:5]
+    )
+
+
+def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable]) -> list[T]:
+    """Keep the last item per key, in first-seen order: a batch never writes one key twice."""
+    latest: dict[Hashable, T] = {}
+    for item in items:
+        latest.pop(key(item), None)
+        latest[key(item)] = item
+    return list(latest.values())
+
+
+# --- encoding results --------------------------------------------------------------------------
+
+
+class Embedding(Protocol):
+    """What the encoder returns per pin (encoder.service.PinEmbedding satisfies it)."""
+
+    @property
+    def pin(self) -> Any: ...
+    @property
+    def image(self) -> Any: ...
+    @property
+    def text(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ReadyPin:
+    """A pin whose image was fetched and stored; `image_uri` is where it can be re-read."""
+
+    accepted: Accepted[NewPin]
+    image: bytes
+    image_uri: str
+
+
+@dataclass(frozen=True)
+class EmbeddedPin:
+    pin: NewPin
+    image_uri: str
+    vectors: Mapping[int, Embedding]  # model version → embedding
+    record: SourceRecord
+
+
+def split_failures(
+    items: Sequence[T], results: Sequence[Any], is_failure: Callable[[Any], bool]
+) -> tuple[list[tuple[T, Any]], list[tuple[T, Any]]]:
+    """Pair items with results and split into (ok, failed), keeping order."""
+    ok: list[tuple[T, Any]] = []
+    failed: list[tuple[T, Any]] = []
+    for item, result in zip(items, results, strict=True):
+        (failed if is_failure(result) else ok).append((item, result))
+    return ok, failed
+
+
+def encode_failure(exc: BaseException) -> tuple[DeadLetterStage, str]:
+    """A rejected image (has `.reason`, e.g. ImageRejected) is `decode`; anything else `encode`."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str):
+        return "decode", reason
+    return "encode", type(exc).__name__
+
+
+def combine_embeddings(
+    ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
+) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
+    """A pin is written only if every target version embedded it, else it is dead-lettered."""
+    embedded: list[EmbeddedPin] = []
+    dead: list[DeadLetter] = []
+    for index, item in enumerate(ready):
+        vectors: dict[int, Embedding] = {}
+        failure: BaseException | None = None
+        for version, results in results_by_version.items():
+            result = results[index]
+            if isinstance(result, BaseException):
+                failure = result
+                break
+            vectors[version] = result
+        pin = item.accepted.event
+        if failure is not None:
+            stage, reason = encode_failure(failure)
+            dead.append(
+                dead_letter(item.accepted.record, stage, reason, str(failure), pin_id=pin.pin_id)
+            )
+        else:
+            embedded.append(EmbeddedPin(pin, item.image_uri, vectors, item.accepted.record))
+    return embedded, dead
+
+
+# --- write plans (store-neutral; streams.sinks maps them onto the store APIs) -----------------
+
+
+@dataclass(frozen=True)
+class PinNodeWrite:
+    pin_id: str
+    title: str
+    description: str
+    image_uri: str
+    created_at: datetime
+    user_id: str
+    is_ad: bool
+
+
+@dataclass(frozen=True)
+class SaveWrite:
+    pin_id: str
+    board_id: str
+    user_id: str
+    ts: datetime
+
+
+@dataclass(frozen=True)
+class VectorWrite:
+    pin_id: str
+    pin: list[float]
+    image: list[float]
+    text: list[float]
+    model_version: int
+    created_at: datetime
+    board_ids: list[str]
+    is_ad: bool
+
+
+@dataclass
+class PinWritePlan:
+    nodes: list[PinNodeWrite] = field(default_factory=list)
+    saves: list[SaveWrite] = field(default_factory=list)
+    vectors: dict[int, list[VectorWrite]] = field(default_factory=dict)
+
+
+def _as_list(vector: Any) -> list[float]:
+    return np.asarray(vector, dtype=np.float32).reshape(-1).tolist()  # type: ignore[no-any-return]
+
+
+def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
+    """Node + its first SAVED_TO edge in Neo4j, one row per version in Milvus; all idempotent."""
+    plan = PinWritePlan()
+    for item in pins:
+        pin = item.pin
+        plan.nodes.append(
+            PinNodeWrite(
+                pin.pin_id,
+                pin.title,
+                pin.description,
+                item.image_uri,
+                pin.created_at,
+                pin.user_id,
+                pin.is_ad,
+            )
+        )
+        plan.saves.append(SaveWrite(pin.pin_id, pin.board_id, pin.user_id, pin.created_at))
+        for version, emb in item.vectors.items():
+            plan.vectors.setdefault(version, []).append(
+                VectorWrite(
+                    pin_id=pin.pin_id,
+                    pin=_as_list(emb.pin),
+                    image=_as_list(emb.image),
+                    text=_as_list(emb.text),
+                    model_version=version,
+                    created_at=pin.created_at,
+                    board_ids=[pin.board_id],
+                    is_ad=pin.is_ad,
+                )
+            )
+    return plan
+
+
+def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
+    """One save per (pin, board) per batch; MERGE makes replays harmless."""
+    unique = latest_per_key(repins, key=lambda a: (a.event.pin_id, a.event.board_id))
+    return [
+        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in unique
+    ]
+
+
+def pin_embedded_event(
+    pin: NewPin, versions: Iterable[int], embedded_at: datetime | None = None
+) -> PinEmbedded:
+    embedded_at = embedded_at or utc_now()
+    latency_ms = (embedded_at - pin.created_at).total_seconds() * 1000.0
+    return PinEmbedded(
+        pin_id=pin.pin_id,
+        model_versions=sorted(versions),
+        created_at=pin.created_at,
+        embedded_at=embedded_at,
+        latency_ms=latency_ms,
+    )
+
+
+# --- model versions and the dual-write rule ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelVersions:
+    """The live version (behind the alias) and, during a transition, the next one."""
+
+    live: int | None = None
+    next: int | None = None
+
+    def write_targets(self) -> tuple[int, ...]:
+        """Dual-write rule: a new pin goes to the live collection AND the next one, if any."""
+        return tuple(v for v in (self.live, self.next) if v is not None)
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    state: ModelVersions
+    load: int | None = None
+    unload: tuple[int, ...] = ()
+    ignored: str | None = None  # why nothing changes (stale or repeated update)
+
+
+def plan_model_update(state: ModelVersions, update: ModelUpdate) -> ModelPlan:
+    """What a ModelUpdate does to the worker; repeated (replayed) updates change nothing."""
+    version = update.version
+    if update.stage == "candidate":
+        if state.live is not None and version <= state.live:
+            return ModelPlan(state, ignored="candidate not newer than live")
+        if version == state.next:
+            return ModelPlan(state, ignored="candidate already loaded")
+        unload: tuple[int, ...] = (state.next,) if state.next is not None else ()
+        return ModelPlan(ModelVersions(state.live, version), load=version, unload=unload)
+    # promoted
+    if version == state.live:
+        return ModelPlan(state, ignored="already live")
+    if state.live is not None and version < state.live:
+        return ModelPlan(state, ignored="promotion older than live")
+    load = None if version == state.next else version
+    unload = tuple(v for v in (state.live, state.next) if v is not None and v != version)
+    return ModelPlan(ModelVersions(version, None), load=load, unload=unload)
+
+
+# --- retry policy and lag ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped; writes retry forever (the stream waits)."""
+
+    base_s: float = 0.2
+    factor: float = 2.0
+    max_s: float = 30.0
+    jitter: float = 0.2  # ± fraction of the delay
+
+    def delay(self, attempt: int, rand: float = 0.5) -> float:
+        """Seconds to wait before retry `attempt` (1-based); `rand` in [0, 1) drives jitter."""
+        raw = min(self.max_s, self.base_s * self.factor ** max(0, attempt - 1))
+        return max(0.0, min(self.max_s, raw * (1.0 + self.jitter * (2.0 * rand - 1.0))))
+
+
+def consumer_lag(highwater: int | None, next_offset: int | None) -> int:
+    """Records not yet processed on a partition (highwater is the next offset to be written)."""
+    if highwater is None:
+        return 0
+    return max(0, highwater - (next_offset or 0))
