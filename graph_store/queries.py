@@ -1,0 +1,129 @@
+"""Every Cypher statement graph_store runs, in one place so the data model reads top to bottom.
+
+Data model:
+  (:Pin {pin_id, title, description, image_uri, created_at, user_id, is_ad, pending})
+  (:Board {board_id})
+  (:User {user_id})-[:CREATED]->(:Pin)
+  (:Pin)-[:SAVED_TO {first_at, last_at, savers, saves}]->(:Board)
+"""
+
+from __future__ import annotations
+
+SCHEMA = (
+    "CREATE CONSTRAINT pin_id_unique IF NOT EXISTS FOR (p:Pin) REQUIRE p.pin_id IS UNIQUE",
+    "CREATE CONSTRAINT board_id_unique IF NOT EXISTS FOR (b:Board) REQUIRE b.board_id IS UNIQUE",
+    "CREATE CONSTRAINT user_id_unique IF NOT EXISTS FOR (u:User) REQUIRE u.user_id IS UNIQUE",
+)
+AWAIT_INDEXES = "CALL db.awaitIndexes($timeout_s)"
+
+# Content wins over a placeholder; setting the same values again is a no-op (replay-safe).
+UPSERT_PINS = """
+UNWIND $rows AS row
+MERGE (p:Pin {pin_id: row.pin_id})
+SET p.title = row.title, p.description = row.description, p.image_uri = row.image_uri,
+    p.created_at = row.created_at, p.user_id = row.user_id, p.is_ad = row.is_ad,
+    p.pending = false
+WITH p, row WHERE row.user_id IS NOT NULL
+MERGE (u:User {user_id: row.user_id})
+MERGE (u)-[:CREATED]->(p)
+"""
+
+# A save for an unknown pin creates a placeholder (pending = true) that UPSERT_PINS fills.
+# The edge merges savers by set union and timestamps by min/max, so a replay changes nothing
+# and `saves` counts distinct savers of this pin on this board.
+ADD_SAVES = """
+UNWIND $rows AS row
+MERGE (p:Pin {pin_id: row.pin_id})
+  ON CREATE SET p.pending = true
+MERGE (b:Board {board_id: row.board_id})
+MERGE (p)-[r:SAVED_TO]->(b)
+  ON CREATE SET r.first_at = row.first_at, r.last_at = row.last_at, r.savers = []
+SET r.first_at = CASE WHEN row.first_at < r.first_at THEN row.first_at ELSE r.first_at END,
+    r.last_at = CASE WHEN row.last_at > r.last_at THEN row.last_at ELSE r.last_at END,
+    r.savers = r.savers + [u IN row.users WHERE NOT u IN r.savers]
+SET r.saves = size(r.savers)
+"""
+
+GET_PINS = """
+UNWIND $ids AS id
+MATCH (p:Pin {pin_id: id})
+RETURN p {.*} AS pin
+"""
+
+BOARDS_OF_PINS = """
+UNWIND $ids AS id
+MATCH (p:Pin {pin_id: id})-[:SAVED_TO]->(b:Board)
+RETURN id, collect(b.board_id) AS boards
+"""
+
+# Per-board cap: the `cap` pins saved to the board most recently (ties by pin_id).
+PINS_OF_BOARDS = """
+UNWIND $ids AS id
+MATCH (b:Board {board_id: id})
+CALL (b) {
+  MATCH (q:Pin)-[r:SAVED_TO]->(b)
+  WITH q, r ORDER BY r.last_at DESC, q.pin_id LIMIT $cap
+  RETURN collect(q.pin_id) AS pins
+}
+RETURN id, pins
+"""
+
+# score(q) = number of p's boards on which q is among the `cap` most recently saved other pins.
+CO_BOARD_NEIGHBORS = """
+UNWIND $ids AS id
+MATCH (p:Pin {pin_id: id})
+CALL (p) {
+  MATCH (p)-[:SAVED_TO]->(b:Board)
+  CALL (p, b) {
+    MATCH (q:Pin)-[r:SAVED_TO]->(b)
+    WHERE q <> p
+    WITH q, r ORDER BY r.last_at DESC, q.pin_id LIMIT $cap
+    RETURN q
+  }
+  WITH q, count(*) AS shared
+  ORDER BY shared DESC, q.pin_id
+  LIMIT $k
+  RETURN collect([q.pin_id, shared]) AS neighbors
+}
+RETURN id, neighbors
+"""
+
+PAGE_PINS = """
+MATCH (p:Pin)
+WHERE p.pin_id > $after AND p.pin_id STARTS WITH $prefix
+  AND ($include_pending OR p.pending = false)
+RETURN p {.*} AS pin
+ORDER BY p.pin_id
+LIMIT $limit
+"""
+
+# Keyset over (pin_id, board_id): resume inside the last pin's edges, then later pins.
+PAGE_SAVES = """
+MATCH (p:Pin)
+WHERE p.pin_id >= $after_pin AND p.pin_id STARTS WITH $prefix
+MATCH (p)-[r:SAVED_TO]->(b:Board)
+WHERE p.pin_id > $after_pin OR b.board_id > $after_board
+RETURN p.pin_id AS pin_id, b.board_id AS board_id, r.saves AS saves,
+       r.first_at AS first_at, r.last_at AS last_at
+ORDER BY pin_id, board_id
+LIMIT $limit
+"""
+
+COUNT_ALL_PINS = "MATCH (p:Pin) RETURN count(p) AS n"
+COUNT_PINS = "MATCH (p:Pin) WHERE p.pin_id STARTS WITH $prefix RETURN count(p) AS n"
+COUNT_ALL_SAVES = "MATCH ()-[r:SAVED_TO]->() RETURN count(r) AS n"
+COUNT_SAVES = """
+MATCH (p:Pin)-[r:SAVED_TO]->()
+WHERE p.pin_id STARTS WITH $prefix
+RETURN count(r) AS n
+"""
+
+# Batched deletion, one label at a time, so a large prefix never builds one huge transaction.
+DELETE_BY_PREFIX = {
+    "Pin": "MATCH (n:Pin) WHERE n.pin_id STARTS WITH $prefix "
+    "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
+    "Board": "MATCH (n:Board) WHERE n.board_id STARTS WITH $prefix "
+    "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
+    "User": "MATCH (n:User) WHERE n.user_id STARTS WITH $prefix "
+    "WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS n",
+}
