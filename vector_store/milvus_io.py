@@ -1,0 +1,254 @@
+"""The only module that calls pymilvus: one method per server operation, backend quirks hidden.
+
+Differences absorbed here (milvus-lite 3.2.2 vs Milvus server 2.3.5, see docs/vector_store.md):
+- hit id key: `hit["pin_id"]` on lite, `hit["id"]` on the server; `hit.id` works on both.
+- output fields: always named explicitly (lite returns all fields by default, the server none).
+- delete result: ids on lite, `{"delete_count": n}` on the server; neither is returned upward.
+- released collections after a reopen: "not loaded" errors trigger one load and a retry.
+- missing collection / alias: codes and messages differ; both become `UnknownVersion`.
+- connection failures become `VectorStoreUnavailable`, every other failure `VectorStoreError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import structlog
+from pymilvus import DataType, MilvusClient
+
+from vector_store.errors import (
+    UnknownVersion,
+    VectorStoreError,
+    VectorStoreUnavailable,
+    is_unavailable,
+)
+from vector_store.index import METRIC, IndexConfig
+from vector_store.records import MAX_BOARD_ID_LENGTH, MAX_PIN_ID_LENGTH
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+ROW_FIELDS = ["pin_id", "pin", "model_version", "created_at", "board_ids", "is_ad"]
+_NOT_LOADED_CODE = 101
+_MISSING_PHRASES = ("not exist", "not found", "can't find collection", "doesn't exist")
+
+
+def backend_of(uri: str) -> str:
+    """milvus-lite for a local path (pymilvus' own rule), a server for any URL scheme."""
+    return "server" if "://" in uri else "lite"
+
+
+class MilvusIO:
+    """A MilvusClient with error translation; holds no domain rules."""
+
+    def __init__(self, uri: str, token: str, consistency: str, timeout_s: float) -> None:
+        self.backend = backend_of(uri)
+        self.consistency = consistency
+        self._timeout = timeout_s
+        self._client: MilvusClient = self._call(
+            "connect", lambda: MilvusClient(uri=uri, token=token, timeout=timeout_s)
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- error translation ----------------------------------------------------------------------
+
+    def _call(self, operation: str, action: Callable[[], T], collection: str = "") -> T:
+        try:
+            return action()
+        except VectorStoreError:
+            raise
+        except Exception as exc:
+            if is_unavailable(exc):
+                log.warning("milvus_unavailable", operation=operation, error=str(exc))
+                raise VectorStoreUnavailable(
+                    f"Milvus unreachable during {operation}: {exc}"
+                ) from exc
+            text = str(exc).lower()
+            if collection and any(phrase in text for phrase in _MISSING_PHRASES):
+                raise UnknownVersion(f"{collection!r} does not exist ({operation})") from exc
+            raise VectorStoreError(f"Milvus {operation} failed: {exc}") from exc
+
+    def _read(self, operation: str, collection: str, action: Callable[[], T]) -> T:
+        """A read that loads the collection once if the server says it is released."""
+        try:
+            return self._call(operation, action, collection)
+        except VectorStoreError as exc:
+            cause = exc.__cause__
+            not_loaded = getattr(cause, "code", None) == _NOT_LOADED_CODE or "load" in str(cause)
+            if isinstance(exc, (UnknownVersion, VectorStoreUnavailable)) or not not_loaded:
+                raise
+        self.load(collection)
+        return self._call(operation, action, collection)
+
+    # --- collections and aliases ------------------------------------------------------------------
+
+    def has_collection(self, name: str) -> bool:
+        return self._call("has_collection", lambda: bool(self._client.has_collection(name)))
+
+    def list_collections(self) -> list[str]:
+        return self._call("list_collections", lambda: list(self._client.list_collections()))
+
+    def create_collection_if_absent(
+        self, name: str, dim: int, max_boards: int, index: IndexConfig, properties: dict[str, str]
+    ) -> bool:
+        if self.has_collection(name):
+            return False
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("pin_id", DataType.VARCHAR, is_primary=True, max_length=MAX_PIN_ID_LENGTH)
+        schema.add_field("pin", DataType.FLOAT_VECTOR, dim=dim)
+        schema.add_field("model_version", DataType.INT64)
+        schema.add_field("created_at", DataType.INT64)
+        schema.add_field(
+            "board_ids",
+            DataType.ARRAY,
+            element_type=DataType.VARCHAR,
+            max_capacity=max_boards,
+            max_length=MAX_BOARD_ID_LENGTH,
+        )
+        schema.add_field("is_ad", DataType.BOOL)
+        index_params = MilvusClient.prepare_index_params()
+        index_params.add_index(
+            field_name="pin",
+            index_type=index.kind,
+            metric_type=METRIC,
+            params=index.build_params(),
+        )
+        try:
+            self._call(
+                "create_collection",
+                lambda: self._client.create_collection(
+                    name,
+                    schema=schema,
+                    index_params=index_params,
+                    consistency_level=self.consistency,
+                    properties=properties,
+                ),
+            )
+        except VectorStoreError:
+            if self.has_collection(name):  # another writer created it first: same outcome
+                return False
+            raise
+        return True
+
+    def drop_collection(self, name: str) -> None:
+        self._call("drop_collection", lambda: self._client.drop_collection(name), name)
+
+    def load(self, name: str) -> None:
+        self._call("load_collection", lambda: self._client.load_collection(name), name)
+
+    def is_loaded(self, name: str) -> bool:
+        state = self._call("get_load_state", lambda: self._client.get_load_state(name), name)
+        return str(state.get("state", "")).endswith("Loaded")
+
+    def has_vector_index(self, name: str) -> bool:
+        indexes = self._call(
+            "list_indexes", lambda: self._client.list_indexes(name, field_name="pin"), name
+        )
+        return bool(indexes)
+
+    def properties(self, name: str) -> dict[str, str]:
+        described = self._call(
+            "describe_collection", lambda: self._client.describe_collection(name), name
+        )
+        return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
+
+    def set_properties(self, name: str, properties: dict[str, str]) -> None:
+        self._call(
+            "alter_collection_properties",
+            lambda: self._client.alter_collection_properties(name, properties=properties),
+            name,
+        )
+
+    def alias_target(self, alias: str) -> str | None:
+        """The collection behind `alias`, or None when the alias does not exist.
+
+        Listed first because describe_alias on a missing alias makes pymilvus log an ERROR.
+        """
+        listed = self._call("list_aliases", lambda: self._client.list_aliases())
+        if alias not in listed.get("aliases", []):
+            return None
+        try:
+            described = self._call(
+                "describe_alias", lambda: self._client.describe_alias(alias), alias
+            )
+        except UnknownVersion:
+            return None
+        target = described.get("collection_name")
+        return str(target) if target else None
+
+    def point_alias(self, alias: str, collection: str, alias_exists: bool) -> None:
+        """One server call moves the alias; a lost create race falls back to alter."""
+        if alias_exists:
+            self._call("alter_alias", lambda: self._client.alter_alias(collection, alias))
+            return
+        try:
+            self._call("create_alias", lambda: self._client.create_alias(collection, alias))
+        except VectorStoreUnavailable:
+            raise
+        except VectorStoreError:
+            if self.alias_target(alias) is None:
+                raise
+            self._call("alter_alias", lambda: self._client.alter_alias(collection, alias))
+
+    # --- rows ------------------------------------------------------------------------------------
+
+    def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
+        self._call("upsert", lambda: self._client.upsert(name, rows), name)
+
+    def delete(self, name: str, expression: str) -> None:
+        self._call("delete", lambda: self._client.delete(name, filter=expression), name)
+
+    def query(self, target: str, expression: str) -> list[dict[str, Any]]:
+        rows = self._read(
+            "query",
+            target,
+            lambda: self._client.query(
+                target,
+                filter=expression,
+                output_fields=ROW_FIELDS,
+                consistency_level=self.consistency,
+            ),
+        )
+        return [dict(row) for row in rows]
+
+    def count(self, name: str) -> int:
+        rows = self._read(
+            "count",
+            name,
+            lambda: self._client.query(
+                name, filter="", output_fields=["count(*)"], consistency_level=self.consistency
+            ),
+        )
+        return int(rows[0]["count(*)"])
+
+    def search(
+        self,
+        target: str,
+        vector: list[float],
+        k: int,
+        expression: str,
+        search_params: dict[str, Any],
+    ) -> list[tuple[str, float, int]]:
+        """(pin_id, score, model_version) per hit, best first, for one query vector."""
+        results = self._read(
+            "search",
+            target,
+            lambda: self._client.search(
+                target,
+                data=[vector],
+                limit=k,
+                filter=expression,
+                anns_field="pin",
+                output_fields=["model_version"],
+                search_params=search_params,
+                consistency_level=self.consistency,
+            ),
+        )
+        hits = results[0] if results else []
+        return [
+            (str(hit.id), float(hit.distance), int(hit.get("entity", {})["model_version"]))
+            for hit in hits
+        ]

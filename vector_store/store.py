@@ -1,0 +1,304 @@
+"""VectorStore: the thin pymilvus adapter over versioned pin collections and the live alias.
+
+The same code runs on milvus-lite (uri is a local path) and on a Milvus server (uri http://...);
+every backend difference listed in SERVICES.md is absorbed here or in `milvus_io`, and every
+rule (naming, validation, switch/drop policy, result shaping) lives in an I/O-free module.
+Calls are synchronous; async callers run them in an executor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from vector_store import filters
+from vector_store.errors import (
+    DropRefused,
+    NoLiveVersion,
+    SwitchRefused,
+    UnknownVersion,
+    VectorStoreError,
+)
+from vector_store.index import IndexConfig
+from vector_store.lifecycle import FillCheck, drop_problems, droppable_versions, switch_problems
+from vector_store.milvus_io import MilvusIO
+from vector_store.naming import VersionNaming
+from vector_store.records import (
+    PinVector,
+    SearchHit,
+    StoredPin,
+    Vector,
+    batches,
+    from_row,
+    normalise,
+    shape_hits,
+    to_row,
+)
+
+log = structlog.get_logger(__name__)
+
+_RETIRED_AT = "pinclip.retired_at"
+_LIVE_SINCE = "pinclip.live_since"
+_ID_CHUNK = 1000  # ids per `pin_id in [...]` expression
+
+
+class PinNotFound(VectorStoreError, KeyError):
+    """search_by_pin was asked about a pin the searched version does not hold."""
+
+
+@dataclass(frozen=True)
+class AliasSwitch:
+    """Outcome of `switch_alias`: where the alias pointed before and now."""
+
+    previous: int | None
+    current: int
+    switched_at: datetime
+
+
+class VectorStore:
+    """Versioned pin collections (`<prefix><N>`) behind one alias; see docs/vector_store.md.
+
+    `consistency` is the level every read uses. "Strong" (default) makes a write visible to the
+    next read — what the freshness metric and replay checks rely on; "Bounded"/"Eventually" are
+    faster but a just-written pin may be missing for a moment.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        token: str = "",
+        alias: str = "pins",
+        dim: int = 256,
+        consistency: str = "Strong",
+        *,
+        prefix: str = "pins_v",
+        index: IndexConfig | None = None,
+        batch_size: int = 1000,
+        max_boards: int = 256,
+        grace: timedelta = timedelta(hours=1),
+        timeout_s: float = 10.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        if dim < 1:
+            raise ValueError("dim must be positive")
+        self.naming = VersionNaming(prefix=prefix, alias=alias)
+        self.dim = dim
+        self.index = index or IndexConfig()
+        self.batch_size = batch_size
+        self.max_boards = max_boards
+        self.grace = grace
+        self._clock = clock
+        self._io = MilvusIO(uri, token=token, consistency=consistency, timeout_s=timeout_s)
+
+    @property
+    def backend(self) -> str:
+        """ "lite" or "server": for logs and metrics labels."""
+        return self._io.backend
+
+    @property
+    def consistency(self) -> str:
+        return self._io.consistency
+
+    def close(self) -> None:
+        self._io.close()
+
+    # --- versions and the alias ----------------------------------------------------------------
+
+    def ensure_version(self, version: int) -> str:
+        """Create (idempotently) and load the collection of `version`; returns its name."""
+        name = self.naming.collection(version)
+        created = self._io.create_collection_if_absent(
+            name, self.dim, self.max_boards, self.index, {_LIVE_SINCE: "", _RETIRED_AT: ""}
+        )
+        self._io.load(name)
+        if created:
+            log.info("vector_version_created", collection=name, backend=self.backend)
+        return name
+
+    def versions(self) -> list[int]:
+        return self.naming.versions_among(self._io.list_collections())
+
+    def live_version(self) -> int | None:
+        target = self._io.alias_target(self.naming.alias)
+        return None if target is None else self.naming.version_of(target)
+
+    def count(self, version: int) -> int:
+        return self._io.count(self._existing(version))
+
+    def verify(self, version: int, expected_count: int) -> FillCheck:
+        """Measure a filled version before switching: row count (at least `expected_count`,
+        since live writes keep arriving during a backfill), loaded, indexed."""
+        name = self._existing(version)
+        return FillCheck(
+            version=version,
+            count=self._io.count(name),
+            expected_count=expected_count,
+            loaded=self._io.is_loaded(name),
+            indexed=self._io.has_vector_index(name),
+        )
+
+    def switch_alias(self, version: int, expected_count: int | None = None) -> AliasSwitch:
+        """Point the alias at `version` in one server call (create_alias, else alter_alias).
+
+        Call it only once the fill is done; with `expected_count` the fill is verified first and
+        `SwitchRefused` is raised (alias untouched) when it falls short.
+        """
+        name = self._existing(version)
+        self._io.load(name)  # readers must never hit a released collection through the alias
+        live = self.live_version()
+        check = self.verify(version, expected_count) if expected_count is not None else None
+        count = check.count if check else self._io.count(name)
+        problems = switch_problems(version, live, check, count)
+        if problems:
+            raise SwitchRefused("; ".join(problems))
+        now = self._clock()
+        if live != version:
+            self._io.point_alias(self.naming.alias, name, alias_exists=live is not None)
+            self._io.set_properties(name, {_LIVE_SINCE: now.isoformat(), _RETIRED_AT: ""})
+            if live is not None and self._io.has_collection(self.naming.collection(live)):
+                self._io.set_properties(
+                    self.naming.collection(live), {_RETIRED_AT: now.isoformat()}
+                )
+        log.info("vector_alias_switched", alias=self.naming.alias, previous=live, current=version)
+        return AliasSwitch(previous=live, current=version, switched_at=now)
+
+    def drop_version(self, version: int, force: bool = False) -> None:
+        """Drop a version that is not live and whose grace period is over (`force` skips the
+        grace period, never the live check). Dropping an absent version is a no-op."""
+        name = self.naming.collection(version)
+        if not self._io.has_collection(name):
+            return
+        live = self.live_version()
+        grace = timedelta(0) if force else self.grace
+        problems = drop_problems(version, live, self._retired_at(name), self._clock(), grace)
+        if problems:
+            raise DropRefused("; ".join(problems))
+        self._io.drop_collection(name)
+        log.info("vector_version_dropped", collection=name)
+
+    def drop_expired(self) -> list[int]:
+        """Drop every retired version past its grace period; versions newer than live are kept
+        (a backfill may be filling them). Returns what was dropped."""
+        versions = self.versions()
+        retired = {}
+        for v in versions:
+            moment = self._retired_at(self.naming.collection(v))
+            if moment is not None:
+                retired[v] = moment
+        due = droppable_versions(versions, self.live_version(), retired, self._clock(), self.grace)
+        for version in due:
+            self.drop_version(version)
+        return due
+
+    # --- rows --------------------------------------------------------------------------------
+
+    def upsert(self, version: int, pins: Sequence[PinVector]) -> int:
+        """Insert-or-replace by pin_id, in batches; replaying the same pins changes nothing."""
+        name = self._existing(version)
+        rows = []
+        for pin in pins:
+            if pin.model_version != version:
+                raise ValueError(
+                    f"pin {pin.pin_id!r} is from model v{pin.model_version}, not v{version}"
+                )
+            rows.append(to_row(pin, self.dim, self.max_boards))
+        for batch in batches(rows, self.batch_size):
+            self._io.upsert(name, list(batch))
+        return len(rows)
+
+    def get(self, pin_ids: Iterable[str], version: int | None = None) -> list[StoredPin]:
+        """Stored rows for the ids that exist (missing ids are simply absent)."""
+        target = self._read_target(version)
+        found: list[StoredPin] = []
+        for chunk in _chunks(list(dict.fromkeys(pin_ids)), _ID_CHUNK):
+            found.extend(from_row(row) for row in self._io.query(target, filters.pins_in(chunk)))
+        return found
+
+    def delete(self, pin_ids: Iterable[str], version: int) -> None:
+        """Delete from one version; idempotent. No count is returned: the 2.3.5 server reports
+        a count for ids that never existed, so it cannot be trusted."""
+        name = self._existing(version)
+        for chunk in _chunks(list(dict.fromkeys(pin_ids)), _ID_CHUNK):
+            self._io.delete(name, filters.pins_in(chunk))
+
+    def delete_everywhere(self, pin_ids: Iterable[str]) -> None:
+        """Delete from every version (a pin removed by its owner must vanish from all)."""
+        ids = list(pin_ids)
+        for version in self.versions():
+            self.delete(ids, version)
+
+    # --- search ------------------------------------------------------------------------------
+
+    def search(
+        self,
+        vector: Sequence[float] | Vector,
+        k: int = 10,
+        filter: str | None = None,
+        version: int | None = None,
+    ) -> list[SearchHit]:
+        """Top-k by inner product on normalised vectors; `version=None` goes through the alias,
+        which the server resolves once per request, so one result list is one version."""
+        query = normalise(vector, self.dim)
+        target = self.naming.alias if version is None else self.naming.collection(version)
+        return self._search(target, query, k, filter, frozenset())
+
+    def search_by_pin(
+        self, pin_id: str, k: int = 10, filter: str | None = None, version: int | None = None
+    ) -> list[SearchHit]:
+        """Neighbours of a stored pin, the pin itself excluded.
+
+        The alias is resolved to one collection first, and both the vector lookup and the search
+        use that collection: a switch in between cannot pair a v1 vector with v2 neighbours.
+        """
+        if version is None:
+            version = self.live_version()
+            if version is None:
+                raise NoLiveVersion(f"alias {self.naming.alias!r} does not exist yet")
+        name = self._existing(version)
+        rows = self._io.query(name, filters.pins_in([pin_id]))
+        if not rows:
+            raise PinNotFound(f"pin {pin_id!r} is not in v{version}")
+        own = from_row(rows[0])
+        combined = filters.all_of(filters.pins_not_in([pin_id]), filter)
+        return self._search(name, own.pin, k, combined, frozenset({pin_id}))
+
+    def _search(
+        self, target: str, query: Vector, k: int, filter: str | None, exclude: frozenset[str]
+    ) -> list[SearchHit]:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        params = self.index.search_params(k)
+        try:
+            raw = self._io.search(target, query.tolist(), k, filter or "", params)
+        except UnknownVersion as missing:
+            if target == self.naming.alias:
+                raise NoLiveVersion(f"alias {target!r} does not exist yet") from missing
+            raise
+        return shape_hits(raw, k, exclude)
+
+    # --- helpers -----------------------------------------------------------------------------
+
+    def _existing(self, version: int) -> str:
+        name = self.naming.collection(version)
+        if not self._io.has_collection(name):
+            raise UnknownVersion(f"collection {name!r} does not exist")
+        return name
+
+    def _read_target(self, version: int | None) -> str:
+        if version is not None:
+            return self._existing(version)
+        if self._io.alias_target(self.naming.alias) is None:
+            raise NoLiveVersion(f"alias {self.naming.alias!r} does not exist yet")
+        return self.naming.alias
+
+    def _retired_at(self, name: str) -> datetime | None:
+        value = self._io.properties(name).get(_RETIRED_AT, "")
+        return datetime.fromisoformat(value) if value else None
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
