@@ -7,7 +7,7 @@ of search results are plain functions here so they are unit-tested without a ser
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,13 +50,13 @@ class StoredPin:
     is_ad: bool
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class SearchHit:
     """One result; `model_version` says which version's collection (and model) produced it."""
 
+    pin_id: str
     score: float
-    pin_id: str = field(compare=False)
-    model_version: int = field(compare=False)
+    model_version: int
 
 
 def normalise(vector: Sequence[float] | Vector, dim: int) -> Vector:
@@ -128,7 +128,7 @@ def shape_hits(
     for pin_id, score, version in raw:
         if pin_id in exclude:
             continue
-        hit = SearchHit(score=float(score), pin_id=pin_id, model_version=int(version))
+        hit = SearchHit(pin_id=pin_id, score=float(score), model_version=int(version))
         if pin_id not in best or hit.score > best[pin_id].score:
             best[pin_id] = hit
     return sorted(best.values(), key=lambda h: (-h.score, h.pin_id))[:k]
