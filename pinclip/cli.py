@@ -22,6 +22,9 @@ def _register() -> None:
     from pinclip.services.cli import app as services_app
 
     app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+    from pinclip.commands_stream import register as register_stream
+
+    register_stream(app)  # produce, worker, api
 
 
 def main() -> None:

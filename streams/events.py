@@ -110,7 +110,7 @@ class PinEmbedded(Event):
     latency_ms: float = Field(description="embedded_at - created_at, milliseconds.")
 
 
-DeadLetterStage = Literal["parse", "schema", "fetch", "decode", "encode", "model"]
+DeadLetterStage = Literal["parse", "schema", "fetch", "decode", "encode", "write", "model"]
 
 
 class DeadLetter(Event):

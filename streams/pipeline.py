@@ -229,11 +229,9 @@ class SaveWrite:
 class VectorWrite:
     pin_id: str
     pin: list[float]
-    image: list[float]
-    text: list[float]
     model_version: int
     created_at: datetime
-    board_ids: list[str]
+    board_ids: tuple[str, ...]
     is_ad: bool
 
 
@@ -270,11 +268,9 @@ def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
                 VectorWrite(
                     pin_id=pin.pin_id,
                     pin=_as_list(emb.pin),
-                    image=_as_list(emb.image),
-                    text=_as_list(emb.text),
                     model_version=version,
                     created_at=pin.created_at,
-                    board_ids=[pin.board_id],
+                    board_ids=(pin.board_id,),
                     is_ad=pin.is_ad,
                 )
             )

@@ -1,0 +1,148 @@
+"""The Faust app: thin agents that move records between Kafka and `PinWorker`.
+
+Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
+- `Stream.take()` acks the buffered events in a `finally:` around its `yield`. When the agent
+  body raises or is cancelled (graceful stop mid-batch) the generator is closed and that
+  `finally` acks the whole batch anyway — its offsets would be committed although the writes
+  never happened.
+- `Stream.noack_take()` buffers the same way but never acks. We use it and ack each event
+  ourselves only after the batch's Milvus and Neo4j writes and its Kafka sends (dead letters,
+  PinEmbedded) succeeded. Faust commits only acked offsets (`Consumer.ack` → committable
+  offsets, committed every `broker_commit_interval`), so a crash or stop mid-batch leaves the
+  batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
+- `model.updates` is a broadcast: every worker must see every update, so it is read by a plain
+  aiokafka consumer without a group, from the beginning at each start (updates are idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+import structlog
+from aiokafka import AIOKafkaConsumer
+
+from streams import metrics
+from streams.config import WorkerConfig
+from streams.events import Event
+from streams.pipeline import SourceRecord, consumer_lag
+from streams.worker import BatchOutcome, PinWorker
+
+log = structlog.get_logger(__name__)
+
+
+def source_record(event: Any) -> SourceRecord:
+    message = event.message
+    return SourceRecord(message.topic, message.partition, message.offset, event.value)
+
+
+def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.App:
+    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them."""
+    worker = worker or PinWorker(config)
+    topics = config.topics
+    app = faust.App(
+        config.consumer_group,
+        broker=f"kafka://{config.kafka_bootstrap}",
+        value_serializer="raw",
+        key_serializer="raw",
+        autodiscover=False,
+        web_enabled=False,
+        store="memory://",
+        datadir=str(config.state_dir / "faust"),
+        topic_partitions=config.topic_partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+    )
+    app.pin_worker = worker  # type: ignore[attr-defined]
+    created = app.topic(topics.created, value_serializer="raw")
+    repinned = app.topic(topics.repinned, value_serializer="raw")
+    embedded = app.topic(topics.embedded, value_serializer="raw")
+    dlq = app.topic(topics.dlq, value_serializer="raw")
+    processed: dict[tuple[str, int], int] = {}  # next offset per partition, for the lag gauge
+
+    async def publish(outcome: BatchOutcome) -> None:
+        """Send dead letters and PinEmbedded and wait until Kafka has them (before acking)."""
+        pending = [await _send(dlq, letter.pin_id, letter) for letter in outcome.dead]
+        pending += [await _send(embedded, e.pin_id, e) for e in outcome.embedded]
+        if pending:
+            await asyncio.gather(*pending)
+
+    async def ack_all(stream: Any, events: Iterable[Any]) -> None:
+        for event in events:
+            await stream.ack(event)
+            message = event.message
+            processed[(message.topic, message.partition)] = message.offset + 1
+
+    @app.agent(created)
+    async def new_pins(stream: Any) -> None:
+        async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
+            outcome = await worker.handle_new_pins([source_record(e) for e in events])
+            await publish(outcome)
+            await ack_all(stream, events)
+
+    @app.agent(repinned)
+    async def repins(stream: Any) -> None:
+        async for events in stream.noack_take(config.batch_max * 4, within=config.batch_within_s):
+            outcome = await worker.handle_repins([source_record(e) for e in events])
+            await publish(outcome)
+            await ack_all(stream, events)
+
+    @app.task
+    async def start_worker() -> None:
+        for topic in (created, repinned, embedded, dlq):
+            await topic.maybe_declare()
+        await app.topic(topics.model_updates, partitions=1).maybe_declare()
+        if config.metrics_port:
+            metrics.serve_metrics(config.metrics_port)
+        await worker.start()
+
+    @app.task
+    async def follow_model_updates() -> None:
+        await worker.ready.wait()
+        consumer = AIOKafkaConsumer(
+            topics.model_updates,
+            bootstrap_servers=config.kafka_bootstrap,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            async for message in consumer:
+                record = SourceRecord(
+                    message.topic, message.partition, message.offset, message.value
+                )
+                await publish(await worker.handle_model_update(record))
+        finally:
+            await consumer.stop()
+
+    @app.timer(interval=1.0)
+    async def report_lag() -> None:
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in (topics.created, topics.repinned):
+                continue
+            next_offset = processed.get((tp.topic, tp.partition))
+            if next_offset is None:
+                next_offset = await consumer.position(tp)
+            lag = consumer_lag(consumer.highwater(tp), next_offset)
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    return app
+
+
+async def _send(topic: Any, key: str | None, event: Event) -> Any:
+    return await topic.send(key=key.encode() if key else None, value=event.to_json_bytes())
+
+
+def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
+    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
+    app = create_app(config)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        asyncio.run(app.pin_worker.close())  # type: ignore[attr-defined]

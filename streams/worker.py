@@ -1,0 +1,269 @@
+"""PinWorker: the I/O around `streams.pipeline` that the Faust agents call.
+
+One method per input stream, each taking a batch of raw records and returning what to emit
+(PinEmbedded events, dead letters). It never acks: the agent acks a batch only after the method
+returned, i.e. after Milvus and Neo4j accepted every write of the batch.
+A lock makes each batch atomic with respect to model swaps, so a batch is written either to the
+old targets or to the new ones — never half of each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import structlog
+
+from streams import metrics
+from streams.config import WorkerConfig
+from streams.content import ContentError, ContentFetcher, ContentStore
+from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
+from streams.models import ModelSet, registry_versions, version_uri
+from streams.pipeline import (
+    ReadyPin,
+    RetryPolicy,
+    SourceRecord,
+    combine_embeddings,
+    dead_letter,
+    latest_per_key,
+    parse_records,
+    pin_embedded_event,
+    plan_pin_writes,
+    plan_repin_writes,
+)
+from streams.sinks import StoreWriter
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class BatchOutcome:
+    embedded: list[PinEmbedded] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+def _load_encoder(config: WorkerConfig) -> Any:
+    def load(directory: Path) -> Any:
+        from encoder.service import EncoderService
+
+        return EncoderService.load(
+            directory, max_batch=config.max_batch, max_delay_ms=config.max_delay_ms
+        )
+
+    return load
+
+
+def _manifest_dim(model_uri: str) -> int:
+    fs, root = fsspec.core.url_to_fs(model_uri)
+    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/manifest.json"))["dim"])
+
+
+class PinWorker:
+    """Holds the stores, the encoders and the content fetcher; agents stay thin."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        *,
+        vector_store: Any = None,
+        graph_store: Any = None,
+        encoder_loader: Any = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self.config = config
+        self._vector_store = vector_store
+        self._graph_store = graph_store
+        self.models = ModelSet(
+            encoder_loader or _load_encoder(config), config.state_dir / "model-cache"
+        )
+        self.retry = retry or RetryPolicy()
+        self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
+        self.content = ContentStore(config.content_root)
+        self.ready = asyncio.Event()
+        self._swap_lock = asyncio.Lock()
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)  # for live progress
+        self.counts = {"pins_in": 0, "repins_in": 0, "embedded": 0, "dead": 0}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect stores, pick the start version, load its encoder."""
+        cfg = self.config
+        versions = await asyncio.to_thread(registry_versions, cfg.registry_url)
+        if cfg.model_version is None and not versions:
+            raise RuntimeError(f"no model version v<N> with manifest.json in {cfg.registry_url!r}")
+        probe = cfg.model_version or versions[-1]
+        dim = _manifest_dim(version_uri(cfg.registry_url, probe))
+        if self._vector_store is None:
+            from vector_store import VectorStore
+
+            self._vector_store = VectorStore(
+                cfg.milvus_uri, cfg.milvus_token, cfg.milvus_alias, dim, cfg.milvus_consistency
+            )
+        if self._graph_store is None:
+            from graph_store import GraphStore
+
+            self._graph_store = GraphStore(
+                cfg.neo4j_uri, cfg.neo4j_user, cfg.neo4j_password, cfg.neo4j_database
+            )
+        await asyncio.to_thread(self._graph_store.ensure_schema)
+        live = await asyncio.to_thread(self._vector_store.live_version)
+        # The alias wins over "newest in registry": a newer version may be a candidate whose
+        # backfill is still running; model.updates (replayed at start) brings it in as `next`.
+        version = cfg.model_version or live or versions[-1]
+        await self.models.start(version, version_uri(cfg.registry_url, version))
+        await asyncio.to_thread(self._vector_store.ensure_version, version)
+        if live is None:  # a fresh system: an empty collection is complete, make it live
+            await asyncio.to_thread(self._vector_store.switch_alias, version)
+        self.writer = StoreWriter(self._vector_store, self._graph_store, self.retry)
+        metrics.MODEL_VERSIONS.labels("live").set(version)
+        self.ready.set()
+        log.info("worker_ready", model_version=version, milvus=cfg.milvus_uri)
+
+    async def close(self) -> None:
+        await self.fetcher.aclose()
+        await self.models.close()
+        for store in (self._vector_store, self._graph_store):
+            if store is not None:
+                await asyncio.to_thread(store.close)
+
+    @property
+    def vector_store(self) -> Any:
+        return self._vector_store
+
+    @property
+    def graph_store(self) -> Any:
+        return self._graph_store
+
+    # --- new pins ----------------------------------------------------------------------------
+
+    async def handle_new_pins(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        await self.ready.wait()
+        metrics.EVENTS_IN.labels("new_pin").inc(len(records))
+        metrics.BATCH_SIZE.labels("new_pin").observe(len(records))
+        self.counts["pins_in"] += len(records)
+        accepted, dead = parse_records(records, NewPin)
+        accepted = latest_per_key(accepted, key=lambda a: a.event.pin_id)
+        fetched = await self.fetcher.fetch_many([a.event for a in accepted])
+        ready: list[ReadyPin] = []
+        for item, image in zip(accepted, fetched, strict=True):
+            if isinstance(image, ContentError):
+                pin_id = item.event.pin_id
+                dead.append(dead_letter(item.record, "fetch", image.reason, image.detail, pin_id))
+                continue
+            uri = item.event.image_uri
+            if uri is None:  # inline image: keep it so the pin can be re-embedded later
+                uri = await asyncio.to_thread(self.content.put, image)
+            ready.append(ReadyPin(item, image, uri))
+        outcome = BatchOutcome(dead=dead)
+        async with self._swap_lock:
+            if ready:
+                outcome.embedded = await self._embed_and_write(ready, outcome.dead)
+        self._count_outcome(outcome)
+        return outcome
+
+    async def _embed_and_write(self, ready: list[ReadyPin], dead: list[DeadLetter]) -> list[Any]:
+        from encoder.service import PinContent
+
+        contents = [
+            PinContent(r.accepted.event.title, r.accepted.event.description, r.image) for r in ready
+        ]
+        targets = self.models.targets()
+        started = time.perf_counter()
+        per_version = await asyncio.gather(
+            *(
+                asyncio.gather(
+                    *(self.models.service(v).embed(c) for c in contents), return_exceptions=True
+                )
+                for v in targets
+            )
+        )
+        metrics.ENCODE_SECONDS.observe(time.perf_counter() - started)
+        embedded, failed = combine_embeddings(ready, dict(zip(targets, per_version, strict=True)))
+        dead.extend(failed)
+        plan = plan_pin_writes(embedded)
+        refused: set[str] = set()
+        for version, rows in plan.vectors.items():
+            for row, error in await self.writer.write_vectors(version, rows):
+                refused.add(row.pin_id)
+                record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
+                dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
+        nodes = [n for n in plan.nodes if n.pin_id not in refused]
+        saves = [s for s in plan.saves if s.pin_id not in refused]
+        await self.writer.write_pins(nodes, saves)
+        now = utc_now()
+        events = [
+            pin_embedded_event(e.pin, e.vectors.keys(), now)
+            for e in embedded
+            if e.pin.pin_id not in refused
+        ]
+        histogram = metrics.FRESHNESS_SECONDS.labels(self.config.milvus_consistency)
+        for event in events:
+            histogram.observe(event.latency_ms / 1000.0)
+            self.latencies_ms.append(event.latency_ms)
+            log.debug("pin_embedded", pin_id=event.pin_id, latency_ms=round(event.latency_ms, 1))
+        return events
+
+    # --- repins and model updates ------------------------------------------------------------
+
+    async def handle_repins(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        await self.ready.wait()
+        metrics.EVENTS_IN.labels("repin").inc(len(records))
+        metrics.BATCH_SIZE.labels("repin").observe(len(records))
+        self.counts["repins_in"] += len(records)
+        accepted, dead = parse_records(records, Repin)
+        saves = plan_repin_writes(accepted)
+        await self.writer.write_saves(saves)
+        metrics.EVENTS_OUT.labels("save").inc(len(saves))
+        outcome = BatchOutcome(dead=dead)
+        self._count_outcome(outcome)
+        return outcome
+
+    async def handle_model_update(self, record: SourceRecord) -> BatchOutcome:
+        """Apply one ModelUpdate between batches; a bad or unloadable update is dead-lettered."""
+        await self.ready.wait()
+        metrics.EVENTS_IN.labels("model_update").inc()
+        accepted, dead = parse_records([record], ModelUpdate)
+        outcome = BatchOutcome(dead=dead)
+        for item in accepted:
+            update = item.event
+            try:
+                async with self._swap_lock:
+                    plan = await self.models.apply(update)
+                    if plan.load is not None and plan.state.next == plan.load:
+                        await asyncio.to_thread(self._vector_store.ensure_version, plan.load)
+            except Exception as exc:
+                log.exception("model_update_failed", version=update.version, stage=update.stage)
+                outcome.dead.append(
+                    dead_letter(record, "model", type(exc).__name__, str(exc), None)
+                )
+                continue
+            state = self.models.state
+            metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
+            metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
+        self._count_outcome(outcome)
+        return outcome
+
+    def _count_outcome(self, outcome: BatchOutcome) -> None:
+        metrics.EVENTS_OUT.labels("pin_embedded").inc(len(outcome.embedded))
+        metrics.EVENTS_OUT.labels("dead_letter").inc(len(outcome.dead))
+        self.counts["embedded"] += len(outcome.embedded)
+        self.counts["dead"] += len(outcome.dead)
+        for letter in outcome.dead:
+            metrics.DLQ.labels(letter.stage, letter.reason).inc()
+            log.warning(
+                "dead_letter",
+                pin_id=letter.pin_id,
+                topic=letter.source_topic,
+                partition=letter.source_partition,
+                offset=letter.source_offset,
+                stage=letter.stage,
+                reason=letter.reason,
+            )
