@@ -25,6 +25,9 @@ def _register() -> None:
     from pinclip.commands_stream import register as register_stream
 
     register_stream(app)  # produce, worker, api
+    from pinclip.commands_train import register as register_train
+
+    register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
 
 
 def main() -> None:

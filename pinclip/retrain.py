@@ -1,0 +1,181 @@
+"""Periodic retraining: export graph → train → evaluate → promote? → register, publish, backfill.
+
+One round (`retrain_once`) is a straight line of logged, timed, metered steps. The promotion rule
+(trainer.promotion) compares the candidate with the live model *on the same split of the same
+snapshot* when the live model's weights are in the registry, else with its stored eval.json.
+A rejected candidate is not registered, so workers never load it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram
+
+from trainer.promotion import METRIC, PromotionDecision, decide_promotion
+
+log = structlog.get_logger("retrain")
+
+ROUNDS = Counter("pinclip_retrain_rounds_total", "Retrain rounds by outcome.", ["outcome"])
+STEP_SECONDS = Histogram(
+    "pinclip_retrain_step_seconds",
+    "Duration of each retrain step.",
+    ["step"],
+    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600),
+)
+RECALL = Gauge(
+    "pinclip_retrain_cold_start_recall_at_10", "Cold-start Recall@10 by model role.", ["model"]
+)
+LIVE_VERSION = Gauge("pinclip_retrain_live_version", "Model version the alias serves.")
+
+
+@contextmanager
+def timed_step(name: str, **fields: Any) -> Iterator[None]:
+    log.info("retrain.step.start", step=name, **fields)
+    t0 = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        log.exception("retrain.step.failed", step=name)
+        raise
+    finally:
+        STEP_SECONDS.labels(name).observe(time.perf_counter() - t0)
+    log.info("retrain.step.done", step=name, seconds=round(time.perf_counter() - t0, 2))
+
+
+@dataclass
+class RetrainOutcome:
+    decision: PromotionDecision
+    version: int | None
+    run_dir: Path
+    backfilled: int | None = None
+
+
+@dataclass
+class RetrainDeps:
+    """What a round talks to; tests substitute prefixes and small configs."""
+
+    registry: Any  # pinclip.registry.ModelRegistry
+    graph: Any  # graph_store.GraphStore
+    vectors: Any  # vector_store.VectorStore
+    publish: Callable[[Any], None]  # sends a ModelUpdate
+    state_dir: Path
+    id_prefix: str = ""
+    provider: str = "auto"
+
+
+def _live_recall(
+    deps: RetrainDeps, dataset: Any, train_cfg: Any, work: Path
+) -> tuple[float | None, str, int | None]:
+    """Cold-start Recall@10 of the live model, preferably re-scored on today's split."""
+    from trainer.evaluate import evaluate
+
+    live = deps.vectors.live_version() or deps.registry.live()
+    if live is None or live not in deps.registry.versions():
+        return None, "none", live
+    try:
+        model_dir = deps.registry.local_dir(live, work / "registry-cache")
+        report = evaluate(
+            dataset, model_dir, train_cfg.heldout_fraction, train_cfg.split_seed, baselines=()
+        )
+        return float(report[METRIC]), "re-scored on the same split", live
+    except Exception as exc:
+        log.warning("retrain.live_rescore_failed", version=live, error=str(exc))
+    stored = deps.registry.read_eval(live)
+    if stored and stored.get(METRIC) is not None:
+        return float(stored[METRIC]), "stored eval.json (other snapshot)", live
+    return None, "no eval for live model", live
+
+
+def retrain_once(
+    deps: RetrainDeps, train_template: Any, work_dir: Path, tolerance: float = 0.0
+) -> RetrainOutcome:
+    """One full round; returns what was decided and, when promoted, the new version."""
+    from encoder.model import PinClipModel
+    from pinclip.backfill import backfill
+    from trainer.dataset import read_dataset
+    from trainer.evaluate import evaluate, write_report
+    from trainer.export_graph import export_graph
+    from trainer.loop import train
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    work = work_dir / f"round-{stamp}"
+    data_dir, run_dir = work / "data", work / "run"
+    with timed_step("export", prefix=deps.id_prefix or None):
+        export_graph(deps.graph, data_dir, id_prefix=deps.id_prefix)
+    dataset = read_dataset(data_dir)
+    cfg = replace(train_template, data=str(data_dir), out_dir=str(run_dir))
+    with timed_step("train", steps=cfg.steps, model=cfg.model):
+        result = train(cfg, resume=False)
+    with timed_step("evaluate"):
+        report = evaluate(dataset, result.model_dir, cfg.heldout_fraction, cfg.split_seed)
+        write_report(report, result.model_dir)
+        live_r10, source, live_version = _live_recall(deps, dataset, cfg, work)
+    RECALL.labels("candidate").set(report[METRIC])
+    if live_r10 is not None:
+        RECALL.labels("live").set(live_r10)
+    decision = decide_promotion(report[METRIC], live_r10, tolerance, source)
+    log.info("retrain.decision", promote=decision.promote, reason=decision.reason)
+    if not decision.promote:
+        ROUNDS.labels("rejected").inc()
+        return RetrainOutcome(decision, None, run_dir)
+
+    with timed_step("register"):
+        model = PinClipModel.load(result.model_dir)
+        version, _ = deps.registry.register_model(model, report, parent_version=live_version)
+    with timed_step("publish", version=version, stage="candidate"):
+        deps.publish(deps.registry.model_update(version, "candidate"))
+
+    def promoted(v: int) -> None:
+        deps.registry.set_live(v)
+        LIVE_VERSION.set(v)
+        deps.publish(deps.registry.model_update(v, "promoted"))
+
+    with timed_step("backfill", version=version):
+        filled = backfill(
+            version,
+            deps.registry.local_dir(version, work / "registry-cache"),
+            deps.graph,
+            deps.vectors,
+            deps.state_dir,
+            id_prefix=deps.id_prefix,
+            provider=deps.provider,
+            on_switched=promoted,
+            progress=False,
+        )
+    ROUNDS.labels("promoted").inc()
+    return RetrainOutcome(decision, version, run_dir, filled.embedded)
+
+
+def retrain_forever(
+    deps: RetrainDeps,
+    train_template: Any,
+    work_dir: Path,
+    every_s: float,
+    tolerance: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+    rounds: int | None = None,
+) -> None:
+    """Run a round every `every_s` seconds (measured start to start); a failed round is logged
+    and counted, and the loop goes on."""
+    done = 0
+    while rounds is None or done < rounds:
+        started = time.monotonic()
+        try:
+            retrain_once(deps, train_template, work_dir, tolerance)
+        except Exception:
+            ROUNDS.labels("failed").inc()
+            log.exception("retrain.round_failed")
+        done += 1
+        if rounds is not None and done >= rounds:
+            return
+        wait = max(0.0, every_s - (time.monotonic() - started))
+        log.info("retrain.sleep", seconds=round(wait))
+        sleep(wait)

@@ -1,0 +1,68 @@
+"""Write the offline dataset format from the live graph (GraphStore pages), for retraining.
+
+Images stay where the content store keeps them: pins.jsonl carries each pin's image URI, so the
+export is small and the trainer reads images through fsspec like any other dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from trainer.dataset import PinRecord, SaveRecord, write_dataset
+
+log = structlog.get_logger("trainer.export")
+
+
+def export_graph(
+    store: Any, out_url: str | Path, id_prefix: str = "", page_size: int = 5000
+) -> tuple[int, int]:
+    """Dump every pin with content and every Pin–Board edge; returns (pins, saves) written.
+
+    `store` is a graph_store.GraphStore (typed loosely: only iter_pins/iter_saves are used).
+    Pins without an image URI cannot be embedded and are skipped along with their edges.
+    """
+    exported: set[str] = set()
+
+    def pins() -> Iterator[PinRecord]:
+        for page in store.iter_pins(page_size, id_prefix=id_prefix):
+            for node in page:
+                if not node.image_uri:
+                    continue
+                exported.add(node.pin_id)
+                yield PinRecord(
+                    pin_id=node.pin_id,
+                    title=node.title or "",
+                    description=node.description or "",
+                    image=node.image_uri,
+                )
+
+    def saves() -> Iterator[SaveRecord]:
+        for page in store.iter_saves(page_size, id_prefix=id_prefix):
+            for edge in page:
+                if edge.pin_id not in exported:
+                    continue
+                first_at = getattr(edge, "first_at", None) or getattr(edge, "ts", None)
+                yield SaveRecord(
+                    pin_id=edge.pin_id,
+                    board_id=edge.board_id,
+                    user_id=getattr(edge, "user_id", None),
+                    ts=first_at.timestamp() if isinstance(first_at, datetime) else None,
+                )
+
+    # write_dataset consumes pins() fully before saves(), so `exported` is complete in time.
+    write_dataset(
+        out_url,
+        pins(),
+        saves(),
+        meta={"name": "graph-export", "exported_at": datetime.now(UTC).isoformat()},
+    )
+    from trainer.dataset import read_dataset
+
+    ds = read_dataset(out_url)
+    log.info("graph.exported", pins=len(ds.pins), saves=len(ds.saves), url=str(out_url))
+    return len(ds.pins), len(ds.saves)
