@@ -86,15 +86,17 @@ def droppable_versions(
 ) -> list[int]:
     """Versions a clean-up pass may drop now.
 
-    Versions newer than the live one are being filled by a backfill right now; they are kept
-    unless `keep_newer_than_live` is False (an operator abandoning a fill).
+    A version that never went live and is newer than the live one (or exists before anything
+    went live) is being filled by a backfill right now: it is kept unless `keep_newer_than_live`
+    is False (an operator abandoning a fill). A version that was live once (it has a retirement
+    time, e.g. after a rollback) is never mistaken for a fill.
     """
     drop = []
     for version in sorted(versions):
-        if keep_newer_than_live and live is not None and version > live:
+        retired = retired_at.get(version)
+        filling = retired is None and (live is None or version > live)
+        if keep_newer_than_live and filling:
             continue
-        if live is None and keep_newer_than_live:
-            continue  # nothing live yet: everything may be a fill in progress
-        if not drop_problems(version, live, retired_at.get(version), now, grace):
+        if not drop_problems(version, live, retired, now, grace):
             drop.append(version)
     return drop

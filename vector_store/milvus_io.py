@@ -179,6 +179,9 @@ class MilvusIO:
         target = described.get("collection_name")
         return str(target) if target else None
 
+    def drop_alias(self, alias: str) -> None:
+        self._call("drop_alias", lambda: self._client.drop_alias(alias))
+
     def point_alias(self, alias: str, collection: str, alias_exists: bool) -> None:
         """One server call moves the alias; a lost create race falls back to alter."""
         if alias_exists:

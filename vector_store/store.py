@@ -193,6 +193,14 @@ class VectorStore:
             self.drop_version(version)
         return due
 
+    def purge(self) -> None:
+        """Remove the alias and every version under this prefix — for teardown of tests and
+        benchmarks on a shared server; never part of the serving path."""
+        if self._io.alias_target(self.naming.alias) is not None:
+            self._io.drop_alias(self.naming.alias)
+        for version in self.versions():
+            self._io.drop_collection(self.naming.collection(version))
+
     # --- rows --------------------------------------------------------------------------------
 
     def upsert(self, version: int, pins: Sequence[PinVector]) -> int:

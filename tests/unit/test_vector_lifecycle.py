@@ -71,3 +71,10 @@ def test_abandoned_fill_is_dropped_only_on_request() -> None:
 
 def test_nothing_is_dropped_before_anything_went_live() -> None:
     assert droppable_versions([1, 2], live=None, retired_at={}, now=NOW, grace=HOUR) == []
+
+
+def test_rolled_back_version_is_dropped_after_grace_even_though_newer_than_live() -> None:
+    retired = {2: NOW - 2 * HOUR}  # v2 went live, then the alias rolled back to v1
+    assert droppable_versions([1, 2], live=1, retired_at=retired, now=NOW, grace=HOUR) == [2]
+    recent = {2: NOW - HOUR / 2}
+    assert droppable_versions([1, 2], live=1, retired_at=recent, now=NOW, grace=HOUR) == []
