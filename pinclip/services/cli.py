@@ -1,0 +1,81 @@
+"""`pinclip services up|env|status|down`: real Kafka, Neo4j and Milvus on this machine."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from pinclip.services import manager
+from pinclip.services.base import ServiceError
+from pinclip.services.config import ServicesConfig
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+err = Console(stderr=True)
+
+Only = Annotated[
+    list[str] | None,
+    typer.Argument(help="Services to act on (kafka, neo4j, milvus); default: all."),
+]
+
+
+def _services(only: list[str] | None) -> list[manager.Service]:
+    try:
+        return manager.build_services(ServicesConfig.model_validate({}), only)
+    except ServiceError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def up(only: Only = None) -> None:
+    """Fetch (cached) and start the services; return once each answers a real request."""
+    services = _services(only)
+    with err.status("starting services…") as status:
+
+        def report(message: str) -> None:
+            status.update(message)
+            err.print(f"  {message}")
+
+        try:
+            manager.up(services, report)
+        except ServiceError as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from exc
+    err.print('[green]services ready[/green] — `eval "$(pinclip services env)"` to use them')
+
+
+@app.command()
+def down(only: Only = None) -> None:
+    """Stop exactly the processes `up` started (checked by pid and command line)."""
+    failed = manager.down(_services(only), lambda m: err.print(f"  {m}"))
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def status(only: Only = None) -> None:
+    """A table of each service: state, pid, address, log."""
+    table = Table("service", "state", "pid", "address", "log")
+    rows = manager.statuses(_services(only))
+    for row in rows:
+        colour = {"ready": "green", "starting": "yellow"}.get(row.state, "red")
+        table.add_row(
+            row.name,
+            f"[{colour}]{row.state}[/{colour}]",
+            str(row.pid or "-"),
+            row.address,
+            str(row.log),
+        )
+    Console().print(table)
+    if any(r.state != "ready" for r in rows):
+        raise typer.Exit(3)
+
+
+@app.command()
+def env(only: Only = None) -> None:
+    """Print `export PINCLIP_...=` lines for every service (use with eval)."""
+    for line in manager.env_lines(_services(only)):
+        typer.echo(line)
