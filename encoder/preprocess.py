@@ -98,8 +98,8 @@ class ImagePreprocessor:
             raise ImageRejected("too_many_pixels", str(exc)) from exc
         except UnidentifiedImageError as exc:
             raise ImageRejected("unsupported_format", "not a JPEG/PNG/WEBP/GIF/BMP") from exc
-        except OSError as exc:
-            raise ImageRejected("decode_error", str(exc)) from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageRejected(_decode_failure(exc), str(exc)) from exc
         width, height = image.size
         if width * height > self.max_pixels:
             image.close()
@@ -116,17 +116,18 @@ class ImagePreprocessor:
             image.draft("RGB", (self.size, self.size))
         try:
             image.load()
-        except OSError as exc:
-            message = str(exc)
-            reason = "truncated" if "truncat" in message.lower() else "decode_error"
-            raise ImageRejected(reason, message) from exc
-        except (SyntaxError, ValueError) as exc:
-            raise ImageRejected("decode_error", str(exc)) from exc
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageRejected(_decode_failure(exc), str(exc)) from exc
         try:
             oriented = ImageOps.exif_transpose(image)
         except Exception as exc:  # corrupt EXIF blocks raise assorted errors
             raise ImageRejected("decode_error", f"exif: {exc}") from exc
         return _to_rgb(oriented)
+
+
+def _decode_failure(exc: Exception) -> str:
+    """Pillow signals a cut-off file only through its message ("truncated", "Truncated ...")."""
+    return "truncated" if "truncat" in str(exc).lower() else "decode_error"
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

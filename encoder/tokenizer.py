@@ -22,7 +22,10 @@ def build_char_tokenizer() -> Tokenizer:
     specials = [PAD, UNK, CLS, SEP, MASK]
     vocab_list = specials + list(_CHARS) + [f"##{c}" for c in _CHARS]
     vocab = {token: index for index, token in enumerate(vocab_list)}
-    tokenizer = Tokenizer(models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=100))
+    tokenizer = Tokenizer(
+        models.WordPiece(vocab, unk_token=UNK, max_input_chars_per_word=1_000_000)
+    )
+    tokenizer.add_special_tokens(specials)
     tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=True)
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.post_processor = processors.TemplateProcessing(

@@ -1,0 +1,169 @@
+"""Preprocessing on real image files made with Pillow, and on real tokenizers."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from encoder.config import CLIP_MEAN, CLIP_STD
+from encoder.preprocess import ImagePreprocessor, ImageRejected, TextPreprocessor, pin_text
+from encoder.tokenizer import build_char_tokenizer
+
+
+def _encode(image: Image.Image, fmt: str, **kwargs: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def _noise(width: int, height: int, seed: int = 0) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    return Image.fromarray(pixels)
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG header claiming width x height with a tiny compressed body: a small file
+    that would expand to gigabytes — the shape of a decompression bomb."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+    )
+
+
+PRE = ImagePreprocessor(size=32, max_bytes=2_000_000, max_pixels=4_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "GIF", "BMP"])
+def test_accepted_formats_give_normalised_chw_float32(fmt: str) -> None:
+    array = PRE.load(_encode(_noise(80, 50), fmt))
+    assert array.shape == (3, 32, 32)
+    assert array.dtype == np.float32
+    low = (0 - np.asarray(CLIP_MEAN)) / np.asarray(CLIP_STD)
+    high = (1 - np.asarray(CLIP_MEAN)) / np.asarray(CLIP_STD)
+    assert np.all(array.min(axis=(1, 2)) >= low - 1e-5)
+    assert np.all(array.max(axis=(1, 2)) <= high + 1e-5)
+
+
+def test_solid_colour_maps_to_its_normalised_value() -> None:
+    array = PRE.load(_encode(Image.new("RGB", (100, 40), (255, 0, 128)), "PNG"))
+    expected = (np.array([255, 0, 128]) / 255.0 - np.asarray(CLIP_MEAN)) / np.asarray(CLIP_STD)
+    np.testing.assert_allclose(array[:, 16, 16], expected, atol=1e-5)
+
+
+def test_centre_crop_keeps_the_middle_of_a_wide_image() -> None:
+    image = Image.new("RGB", (300, 100), (0, 0, 255))
+    image.paste((255, 0, 0), (100, 0, 200, 100))  # red middle third
+    array = PRE.load(_encode(image, "PNG"))
+    red = (1.0 - CLIP_MEAN[0]) / CLIP_STD[0]
+    assert np.all(np.abs(array[0, :, 2:30] - red) < 1e-3)
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (64, 32), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 32, 32))  # white on the left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    rotated = ImagePreprocessor(size=16).load(_encode(image, "PNG", exif=exif.tobytes()))
+    # Displayed upright the white half is on top: top rows bright, bottom rows dark.
+    assert rotated[0, :4].mean() > 1.0 > rotated[0, -4:].mean()
+
+
+def test_transparent_pixels_become_white() -> None:
+    image = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    array = PRE.load(_encode(image, "PNG"))
+    white = (1.0 - np.asarray(CLIP_MEAN)) / np.asarray(CLIP_STD)
+    np.testing.assert_allclose(array[:, 10, 10], white, atol=1e-5)
+
+
+def test_same_bytes_give_identical_arrays() -> None:
+    data = _encode(_noise(123, 77, seed=3), "JPEG", quality=85)
+    assert np.array_equal(PRE.load(data), PRE.load(data))
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"", "empty"),
+        (b"this is not an image at all", "unsupported_format"),
+        (_encode(_noise(20, 20), "TIFF"), "unsupported_format"),
+        (_encode(_noise(20, 20), "PDF"), "unsupported_format"),
+        (_png_header_only(100_000, 100_000), "too_many_pixels"),  # Pillow's own bomb guard
+        (_png_header_only(3_000, 3_000), "too_many_pixels"),  # our lower max_pixels
+    ],
+)
+def test_rejections_name_their_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageRejected) as info:
+        PRE.load(data)
+    assert info.value.reason == reason
+
+
+def test_too_many_bytes_is_refused_before_decoding() -> None:
+    small = ImagePreprocessor(size=32, max_bytes=1000)
+    with pytest.raises(ImageRejected) as info:
+        small.load(_encode(_noise(200, 200), "PNG"))
+    assert info.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("keep", [0.5, 0.02])  # cut in the pixel data / inside the headers
+def test_truncated_files_are_rejected(fmt: str, keep: float) -> None:
+    data = _encode(_noise(200, 200), fmt)
+    with pytest.raises(ImageRejected) as info:
+        PRE.load(data[: int(len(data) * keep)])
+    assert info.value.reason == "truncated"
+
+
+def test_load_many_keeps_errors_per_item() -> None:
+    good = _encode(_noise(40, 40), "PNG")
+    results = PRE.load_many([good, b"junk", good])
+    assert isinstance(results[0], np.ndarray)
+    assert isinstance(results[1], ImageRejected) and results[1].reason == "unsupported_format"
+    assert isinstance(results[2], np.ndarray)
+
+
+@pytest.fixture(scope="module")
+def text_pre() -> TextPreprocessor:
+    return TextPreprocessor(build_char_tokenizer().to_str(), max_length=16, max_chars=1000)
+
+
+def test_texts_pad_to_the_longest_with_a_mask(text_pre: TextPreprocessor) -> None:
+    ids, mask = text_pre.encode(["ab", "abcdef"])
+    assert ids.dtype == np.int64 and mask.dtype == np.int64
+    assert ids.shape == mask.shape == (2, 8)  # [CLS] + 6 chars + [SEP]
+    assert mask[0].tolist() == [1, 1, 1, 1, 0, 0, 0, 0]
+    assert ids[0, 4:].tolist() == [text_pre.pad_id] * 4
+
+
+def test_huge_text_is_truncated_to_max_length(text_pre: TextPreprocessor) -> None:
+    ids, mask = text_pre.encode(["word " * 2_000_000])
+    assert ids.shape == (1, 16)
+    assert mask.sum() == 16
+
+
+def test_pin_text_puts_the_title_first_so_truncation_cuts_the_description(
+    text_pre: TextPreprocessor,
+) -> None:
+    assert pin_text(" Title ", " desc ") == "Title | desc"
+    assert pin_text("", "only description") == "only description"
+    ids, _ = text_pre.encode_pins(["title"], ["x" * 500])
+    first = text_pre.tokenizer.decode(ids[0].tolist()).replace(" ", "").replace("##", "")
+    assert first.startswith("title|xxx")
+
+
+def test_tokenizer_file_path_and_string_agree(tmp_path, text_pre: TextPreprocessor) -> None:
+    path = tmp_path / "tokenizer.json"
+    path.write_text(build_char_tokenizer().to_str())
+    from_file = TextPreprocessor(path, max_length=16)
+    for a, b in zip(from_file.encode(["same text"]), text_pre.encode(["same text"]), strict=True):
+        assert np.array_equal(a, b)
