@@ -146,14 +146,16 @@ def build_optimizer(objective: PinClipObjective, cfg: TrainConfig) -> torch.opti
     return torch.optim.AdamW(groups, betas=(0.9, 0.98), eps=1e-6)
 
 
-def _distributed() -> tuple[int, int, int]:
-    """(rank, world_size, local_rank); joins the process group when launched by torchrun."""
+def _distributed() -> tuple[int, int, int, bool]:
+    """(rank, world_size, local_rank, joined_here); joins the process group under torchrun."""
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return 0, 1, 0
+        return 0, 1, 0, False
+    joined = False
     if not dist.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+        joined = True
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), joined
 
 
 def _atomic_save(obj: Any, path: Path) -> None:
@@ -162,9 +164,14 @@ def _atomic_save(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
-    """Train from `cfg.data` into `cfg.out_dir`; resumes from its checkpoint when present."""
-    rank, world, local_rank = _distributed()
+def train(cfg: TrainConfig, resume: bool = True, stop_at: int | None = None) -> TrainResult:
+    """Train from `cfg.data` into `cfg.out_dir`; resumes from its checkpoint when present.
+
+    `stop_at` ends the run early after checkpointing (a preemption), leaving the schedule as if
+    the run went to `cfg.steps`, so a resumed run continues exactly where it stopped.
+    """
+    rank, world, local_rank, joined = _distributed()
+    last = min(cfg.steps, stop_at) if stop_at is not None else cfg.steps
     out = Path(cfg.out_dir)
     ckpt_dir = out / CHECKPOINT_DIR
     if rank == 0:
@@ -240,7 +247,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
     objective.train()
     t0, seen = time.perf_counter(), 0
     rate = 0.0
-    while step < cfg.steps:
+    while step < last:
         pairs.epoch = step // bpe
         sampler = EpochBatchSampler(
             len(pairs), cfg.batch_size, cfg.seed, pairs.epoch, step % bpe, rank, world
@@ -272,7 +279,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
             bar.set_postfix(loss=f"{record['loss']:.3f}", samples_s=f"{rate:.0f}")
             if step % 10 == 0 or step == cfg.steps:
                 log.debug("train.step", **record, grad_norm=float(grad_norm), samples_s=rate)
-            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            if rank == 0 and (step % cfg.checkpoint_every == 0 or step == last):
                 _atomic_save(
                     {
                         "objective": objective.state_dict(),
@@ -285,7 +292,7 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
                     },
                     state_path,
                 )
-            if step >= cfg.steps:
+            if step >= last:
                 break
     bar.close()
     model_dir = out / MODEL_DIR
@@ -309,4 +316,6 @@ def train(cfg: TrainConfig, resume: bool = True) -> TrainResult:
         log.info("train.done", steps=step, final_loss=report["final_loss"], samples_s=rate)
     if dist.is_initialized():
         dist.barrier()
+        if joined:
+            dist.destroy_process_group()
     return TrainResult(out, model_dir, step, history, rate)
