@@ -17,6 +17,7 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -142,7 +143,29 @@ def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
     """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
     app = create_app(config)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    try:
-        worker.execute_from_commandline()
-    finally:
-        asyncio.run(app.pin_worker.close())  # type: ignore[attr-defined]
+    worker.execute_from_commandline()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m streams.app CONFIG.json`: a worker from an explicit config file (tests, bench,
+    demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
+    import sys
+    from pathlib import Path
+
+    args = sys.argv[1:] if argv is None else argv
+    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
+    level = args[1] if len(args) > 1 else "INFO"
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+    )
+    run_worker(config, loglevel="WARNING")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ class WorkerConfig:
     milvus_token: str = ""
     milvus_alias: str = "pins"
     milvus_consistency: str = "Strong"
+    milvus_prefix: str = "pins_v"  # collection name prefix (unique per test run)
     # model
     registry_url: str = "var/registry"
     model_version: int | None = None
@@ -54,6 +56,18 @@ class WorkerConfig:
     @property
     def content_root(self) -> str:
         return str((self.state_dir / "content").resolve())
+
+    def to_json(self) -> str:
+        """For starting a worker subprocess: `python -m streams.app CONFIG.json`."""
+        values = {**vars(self), "topics": vars(self.topics), "state_dir": str(self.state_dir)}
+        return json.dumps(values, indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        values = json.loads(text)
+        values["topics"] = Topics(**values["topics"])
+        values["state_dir"] = Path(values["state_dir"])
+        return cls(**values)
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> WorkerConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -48,6 +49,12 @@ def registry_versions(registry_url: str) -> list[int]:
 def manifest_sha256(model_uri: str) -> str:
     fs, root = fsspec.core.url_to_fs(model_uri)
     return hashlib.sha256(fs.cat_file(f"{root.rstrip('/')}/manifest.json")).hexdigest()
+
+
+def manifest_dim(model_uri: str) -> int:
+    """Embedding dimension from a model directory's manifest (sizes the Milvus collections)."""
+    fs, root = fsspec.core.url_to_fs(model_uri)
+    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/manifest.json"))["dim"])
 
 
 def model_update_for(registry_url: str, version: int, stage: str) -> ModelUpdate:

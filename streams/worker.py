@@ -10,7 +10,6 @@ old targets or to the new ones — never half of each.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -18,14 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import structlog
 
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.content import ContentError, ContentFetcher, ContentStore
 from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
-from streams.models import ModelSet, registry_versions, version_uri
+from streams.models import ModelSet, manifest_dim, registry_versions, version_uri
 from streams.pipeline import (
     ReadyPin,
     RetryPolicy,
@@ -54,15 +52,13 @@ def _load_encoder(config: WorkerConfig) -> Any:
         from encoder.service import EncoderService
 
         return EncoderService.load(
-            directory, max_batch=config.max_batch, max_delay_ms=config.max_delay_ms
+            directory,
+            max_batch=config.max_batch,
+            max_delay_ms=config.max_delay_ms,
+            provider=config.onnx_provider,
         )
 
     return load
-
-
-def _manifest_dim(model_uri: str) -> int:
-    fs, root = fsspec.core.url_to_fs(model_uri)
-    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/manifest.json"))["dim"])
 
 
 class PinWorker:
@@ -100,12 +96,17 @@ class PinWorker:
         if cfg.model_version is None and not versions:
             raise RuntimeError(f"no model version v<N> with manifest.json in {cfg.registry_url!r}")
         probe = cfg.model_version or versions[-1]
-        dim = _manifest_dim(version_uri(cfg.registry_url, probe))
+        dim = manifest_dim(version_uri(cfg.registry_url, probe))
         if self._vector_store is None:
             from vector_store import VectorStore
 
             self._vector_store = VectorStore(
-                cfg.milvus_uri, cfg.milvus_token, cfg.milvus_alias, dim, cfg.milvus_consistency
+                cfg.milvus_uri,
+                cfg.milvus_token,
+                cfg.milvus_alias,
+                dim,
+                cfg.milvus_consistency,
+                prefix=cfg.milvus_prefix,
             )
         if self._graph_store is None:
             from graph_store import GraphStore
