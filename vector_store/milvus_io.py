@@ -201,6 +201,9 @@ class MilvusIO:
     def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
         self._call("upsert", lambda: self._client.upsert(name, rows), name)
 
+    def flush(self, name: str) -> None:
+        self._call("flush", lambda: self._client.flush(name), name)
+
     def delete(self, name: str, expression: str) -> None:
         self._call("delete", lambda: self._client.delete(name, filter=expression), name)
 

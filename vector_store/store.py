@@ -217,6 +217,11 @@ class VectorStore:
             self._io.upsert(name, list(batch))
         return len(rows)
 
+    def flush(self, version: int) -> None:
+        """Seal what was written so the server builds the vector index over it; call at the end
+        of a backfill, before `switch_alias`, so the new version serves from its index."""
+        self._io.flush(self._existing(version))
+
     def get(self, pin_ids: Iterable[str], version: int | None = None) -> list[StoredPin]:
         """Stored rows for the ids that exist (missing ids are simply absent)."""
         target = self._read_target(version)
