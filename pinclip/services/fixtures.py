@@ -1,0 +1,133 @@
+"""How tests find a real service: environment variables (e.g. from `pinclip services env`) →
+Testcontainers when a Docker engine answers → a skip that names what is missing.
+
+Kept out of conftest.py so the resolution order and the CI skip policy are plain functions.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinclip.services.milvus import TEST_URI_VAR
+
+KAFKA_IMAGE_VAR = "PINCLIP_TEST_KAFKA_IMAGE"
+NEO4J_IMAGE_VAR = "PINCLIP_TEST_NEO4J_IMAGE"
+MILVUS_IMAGE_VAR = "PINCLIP_TEST_MILVUS_IMAGE"
+DEFAULT_IMAGES = {
+    # Confluent Platform 7.9 ships Apache Kafka 3.9 (the Testcontainers Kafka module expects it)
+    KAFKA_IMAGE_VAR: "confluentinc/cp-kafka:7.9.0",
+    NEO4J_IMAGE_VAR: "neo4j:5.26-community",
+    MILVUS_IMAGE_VAR: "milvusdb/milvus:v2.5.4",
+}
+HOW_TO = (
+    'run `pinclip services up && eval "$(pinclip services env)"` or provide a Docker engine '
+    "for Testcontainers"
+)
+# Markers whose skips are expected even in CI: the hardware or engine is genuinely absent.
+ALLOWED_SKIP_MARKERS = frozenset({"docker", "gpu"})
+
+
+class Unavailable(Exception):
+    """The service cannot be provided here; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class Neo4jSettings:
+    uri: str
+    user: str
+    password: str
+    database: str = "neo4j"
+
+
+@dataclass
+class Provided:
+    """A resolved service value and how to release it (a container to stop, or nothing)."""
+
+    value: Any
+    source: str
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def image(var: str, env: Mapping[str, str] = os.environ) -> str:
+    return env.get(var) or DEFAULT_IMAGES[var]
+
+
+def docker_available() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # no engine, no socket, no permission: all mean "not here"
+        return False
+
+
+def _from_container(container: Any, value: Callable[[Any], Any]) -> Provided:
+    container.start()
+    return Provided(value(container), f"testcontainers:{container.image}", container.stop)
+
+
+def kafka_bootstrap(env: Mapping[str, str] = os.environ) -> Provided:
+    if env.get("PINCLIP_KAFKA_BOOTSTRAP"):
+        return Provided(env["PINCLIP_KAFKA_BOOTSTRAP"], "env")
+    if docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        return _from_container(
+            KafkaContainer(image(KAFKA_IMAGE_VAR, env)).with_kraft(),
+            lambda c: c.get_bootstrap_server(),
+        )
+    raise Unavailable(f"no Kafka: PINCLIP_KAFKA_BOOTSTRAP is unset and no Docker engine; {HOW_TO}")
+
+
+def neo4j_settings(env: Mapping[str, str] = os.environ) -> Provided:
+    if env.get("PINCLIP_NEO4J_URI"):
+        return Provided(
+            Neo4jSettings(
+                uri=env["PINCLIP_NEO4J_URI"],
+                user=env.get("PINCLIP_NEO4J_USER", "neo4j"),
+                password=env.get("PINCLIP_NEO4J_PASSWORD", ""),
+                database=env.get("PINCLIP_NEO4J_DATABASE", "neo4j"),
+            ),
+            "env",
+        )
+    if docker_available():
+        from testcontainers.neo4j import Neo4jContainer
+
+        password = "pinclip-test-password"
+        return _from_container(
+            Neo4jContainer(image(NEO4J_IMAGE_VAR, env), password=password),
+            lambda c: Neo4jSettings(c.get_connection_url(), "neo4j", password),
+        )
+    raise Unavailable(f"no Neo4j: PINCLIP_NEO4J_URI is unset and no Docker engine; {HOW_TO}")
+
+
+def milvus_server_uri(env: Mapping[str, str] = os.environ) -> Provided:
+    if env.get(TEST_URI_VAR):
+        return Provided(env[TEST_URI_VAR], "env")
+    if docker_available():
+        from testcontainers.milvus import MilvusContainer
+
+        return _from_container(
+            MilvusContainer(image(MILVUS_IMAGE_VAR, env)), lambda c: c.get_connection_url()
+        )
+    raise Unavailable(f"no Milvus server: {TEST_URI_VAR} is unset and no Docker engine; {HOW_TO}")
+
+
+@dataclass(frozen=True)
+class SkippedTest:
+    nodeid: str
+    markers: frozenset[str]
+    reason: str
+
+
+def forbidden_skips(skipped: Iterable[SkippedTest]) -> list[SkippedTest]:
+    """In CI the services are there, so a skip means something broke — unless the test needs
+    hardware or an engine CI does not have (markers `docker`, `gpu`)."""
+    return [s for s in skipped if not (s.markers & ALLOWED_SKIP_MARKERS)]

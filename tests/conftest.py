@@ -1,0 +1,83 @@
+"""Shared fixtures: real Kafka, Neo4j and Milvus (see pinclip.services.fixtures for the
+resolution order), and the CI rule that a skipped test fails the run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pinclip.services import fixtures
+from pinclip.services.fixtures import Neo4jSettings, SkippedTest
+
+_skipped: list[SkippedTest] = []
+
+
+def _resolved(resolver: Callable[[], fixtures.Provided]) -> Iterator[Any]:
+    try:
+        provided = resolver()
+    except fixtures.Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield provided.value
+    finally:
+        provided.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker, e.g. "127.0.0.1:9092"."""
+    yield from _resolved(fixtures.kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def neo4j_settings() -> Iterator[Neo4jSettings]:
+    """A real Neo4j: `.uri`, `.user`, `.password` (str; empty when auth is off), `.database`."""
+    yield from _resolved(fixtures.neo4j_settings)
+
+
+@pytest.fixture(scope="session")
+def milvus_server_uri() -> Iterator[str]:
+    """URI of a real Milvus server (not lite)."""
+    yield from _resolved(fixtures.milvus_server_uri)
+
+
+@pytest.fixture(params=["lite", "server"])
+def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every vector-store test runs twice: milvus-lite on a fresh local path, and a real
+    Milvus server."""
+    if request.param == "lite":
+        return str(tmp_path / "milvus.db")
+    return str(request.getfixturevalue("milvus_server_uri"))
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        _skipped.append(SkippedTest(report.nodeid, frozenset(report.keywords), reason))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _in_ci():
+        return
+    forbidden = fixtures.forbidden_skips(_skipped)
+    if forbidden:
+        terminalreporter.section("CI: skipped tests fail the run", sep="=", red=True)
+        for item in forbidden:
+            terminalreporter.line(f"{item.nodeid}: {item.reason}")
+        terminalreporter.line("Only tests marked `docker` or `gpu` may skip in CI.")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _in_ci():
+        return
+    if fixtures.forbidden_skips(_skipped) and session.exitstatus == 0:
+        session.exitstatus = 1
+    # pytest's own 5 ("no tests collected") is already non-zero, so CI fails on it as well.
