@@ -88,26 +88,34 @@ CALL (p) {
 RETURN id, neighbors
 """
 
-PAGE_PINS = """
+# Keyset pagination as a single index range seek [start, upper): each page costs O(page), never
+# O(offset). `start` is the prefix, then the successor of the last id seen (last_id + "\0");
+# `upper` is the first string after every id with the prefix (the variant without it: no prefix).
+_PAGE_PINS = """
 MATCH (p:Pin)
-WHERE p.pin_id > $after AND p.pin_id STARTS WITH $prefix
+WHERE p.pin_id >= $start {upper}
   AND ($include_pending OR p.pending = false)
-RETURN p {.*} AS pin
+RETURN p {{.*}} AS pin
 ORDER BY p.pin_id
 LIMIT $limit
 """
+PAGE_PINS = _PAGE_PINS.format(upper="")
+PAGE_PINS_BOUNDED = _PAGE_PINS.format(upper="AND p.pin_id < $upper")
 
-# Keyset over (pin_id, board_id): resume inside the last pin's edges, then later pins.
-PAGE_SAVES = """
+# Keyset over (pin_id, board_id): resume inside the last pin's edges (`start` is that pin,
+# inclusive, and only its boards after `after_board` count), then the following pins.
+_PAGE_SAVES = """
 MATCH (p:Pin)
-WHERE p.pin_id >= $after_pin AND p.pin_id STARTS WITH $prefix
+WHERE p.pin_id >= $start {upper}
 MATCH (p)-[r:SAVED_TO]->(b:Board)
-WHERE p.pin_id > $after_pin OR b.board_id > $after_board
+WHERE p.pin_id > $start OR b.board_id > $after_board
 RETURN p.pin_id AS pin_id, b.board_id AS board_id, r.saves AS saves,
        r.first_at AS first_at, r.last_at AS last_at
 ORDER BY pin_id, board_id
 LIMIT $limit
 """
+PAGE_SAVES = _PAGE_SAVES.format(upper="")
+PAGE_SAVES_BOUNDED = _PAGE_SAVES.format(upper="AND p.pin_id < $upper")
 
 COUNT_ALL_PINS = "MATCH (p:Pin) RETURN count(p) AS n"
 COUNT_PINS = "MATCH (p:Pin) WHERE p.pin_id STARTS WITH $prefix RETURN count(p) AS n"

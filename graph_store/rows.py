@@ -76,3 +76,20 @@ def edge_rows(saves: Iterable[Save]) -> list[dict[str, Any]]:
         row["first_at"] = min(row["first_at"], moment)
         row["last_at"] = max(row["last_at"], moment)
     return [{**row, "users": sorted(row["users"])} for _, row in sorted(edges.items())]
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with `prefix` (None for "").
+
+    Lets a prefix scan be a plain index range [prefix, bound), which the planner can combine
+    with a keyset lower bound, unlike STARTS WITH.
+    """
+    stripped = prefix.rstrip("\U0010ffff")
+    if not stripped:
+        return None
+    return stripped[:-1] + chr(ord(stripped[-1]) + 1)
+
+
+def key_successor(key: str) -> str:
+    """The smallest string greater than `key`: the keyset lower bound of the next page."""
+    return key + "\0"

@@ -14,7 +14,7 @@ from neo4j.exceptions import ClientError, ServiceUnavailable, SessionExpired
 from graph_store import queries
 from graph_store.models import Neighbor, PinNode, Save, SaveEdge
 from graph_store.retry import RetryPolicy, call_with_retry
-from graph_store.rows import chunked, edge_rows, pin_rows
+from graph_store.rows import chunked, edge_rows, key_successor, pin_rows, prefix_upper_bound
 from graph_store.walks import BipartiteGraph, WalkParams, walk_neighbors
 
 log = structlog.get_logger(__name__)
@@ -220,40 +220,41 @@ class GraphStore:
     ) -> Iterator[list[PinNode]]:
         """All pins in pin_id order, one page per query (keyset pagination, constant memory).
         Placeholders (no content yet) are skipped unless `include_pending`."""
-        after = ""
+        upper = prefix_upper_bound(id_prefix)
+        query = queries.PAGE_PINS if upper is None else queries.PAGE_PINS_BOUNDED
+        start = id_prefix
         while True:
             records = self._read(
                 "iter_pins",
-                queries.PAGE_PINS,
-                after=after,
-                prefix=id_prefix,
+                query,
+                start=start,
+                upper=upper,
                 include_pending=include_pending,
                 limit=page_size,
             )
-            if not records:
-                return
             page = [_pin_from_record(r["pin"]) for r in records]
-            yield page
+            if page:
+                yield page
             if len(page) < page_size:
                 return
-            after = page[-1].pin_id
+            start = key_successor(page[-1].pin_id)
 
     def iter_saves(
         self, page_size: int = 10000, *, id_prefix: str = ""
     ) -> Iterator[list[SaveEdge]]:
         """All Pin–Board edges in (pin_id, board_id) order, keyset-paged like iter_pins."""
-        after_pin, after_board = "", ""
+        upper = prefix_upper_bound(id_prefix)
+        query = queries.PAGE_SAVES if upper is None else queries.PAGE_SAVES_BOUNDED
+        start, after_board = id_prefix, ""
         while True:
             records = self._read(
                 "iter_saves",
-                queries.PAGE_SAVES,
-                after_pin=after_pin,
+                query,
+                start=start,
                 after_board=after_board,
-                prefix=id_prefix,
+                upper=upper,
                 limit=page_size,
             )
-            if not records:
-                return
             page = [
                 SaveEdge(
                     pin_id=r["pin_id"],
@@ -264,10 +265,11 @@ class GraphStore:
                 )
                 for r in records
             ]
-            yield page
+            if page:
+                yield page
             if len(page) < page_size:
                 return
-            after_pin, after_board = page[-1].pin_id, page[-1].board_id
+            start, after_board = page[-1].pin_id, page[-1].board_id
 
     def count_pins(self, *, id_prefix: str = "") -> int:
         if not id_prefix:

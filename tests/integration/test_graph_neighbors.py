@@ -42,7 +42,12 @@ def prefix() -> str:
 
 @pytest.fixture
 def store(neo4j_settings: Any, prefix: str) -> Iterator[GraphStore]:
-    gs = GraphStore(neo4j_settings.uri, neo4j_settings.user, _secret(neo4j_settings.password))
+    gs = GraphStore(
+        neo4j_settings.uri,
+        neo4j_settings.user,
+        _secret(neo4j_settings.password),
+        getattr(neo4j_settings, "database", "neo4j"),
+    )
     gs.ensure_schema()
     try:
         yield gs

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from graph_store.models import PinNode, Save
-from graph_store.rows import as_utc, chunked, edge_rows, pin_rows
+from graph_store.rows import (
+    as_utc,
+    chunked,
+    edge_rows,
+    key_successor,
+    pin_rows,
+    prefix_upper_bound,
+)
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,3 +77,18 @@ def test_chunked_splits_into_bounded_slices() -> None:
     assert list(chunked([], 3)) == []
     with pytest.raises(ValueError):
         list(chunked([1], 0))
+
+
+def test_prefix_upper_bound_brackets_exactly_the_prefixed_ids() -> None:
+    bound = prefix_upper_bound("bench-7-")
+    assert bound == "bench-7."
+    inside = ["bench-7-", "bench-7-a", "bench-7-\uffff"]
+    outside = ["bench-7", "bench-7.", "bench-8-", "bench-6-z"]
+    assert all("bench-7-" <= s < bound for s in inside)
+    assert not any("bench-7-" <= s < bound for s in outside)
+    assert prefix_upper_bound("") is None
+
+
+def test_key_successor_is_the_next_string_in_order() -> None:
+    nxt = key_successor("p1")
+    assert "p1" < nxt < "p10" < "p2"
