@@ -75,6 +75,7 @@ class GraphStore:
             max_transaction_retry_time=transaction_retry_s,
             connection_timeout=connection_timeout_s,
             connection_acquisition_timeout=connection_timeout_s * 2,
+            notifications_min_severity="WARNING",  # not "constraint already exists" each start
         )
         self._database = database
         self.batch_size = batch_size
