@@ -9,6 +9,7 @@ from __future__ import annotations
 # Milvus status codes / gRPC phrases that mean "the service is not reachable right now".
 # 2: pymilvus "Fail connecting to server"; 8: rate limited; 9: writes denied (quota).
 _RETRYABLE_CODES = frozenset({2, 8, 9})
+_RETRYABLE_GRPC_STATUSES = frozenset({"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED"})
 _RETRYABLE_PHRASES = (
     "fail connecting",
     "server unavailable",
@@ -19,6 +20,7 @@ _RETRYABLE_PHRASES = (
     "failed to connect",
     "socket closed",
     "rate limit",
+    "retry timeout",
 )
 
 
@@ -58,7 +60,12 @@ def is_unavailable(exc: BaseException) -> bool:
     if kind in {"ConnectError", "MilvusUnavailableException", "ConnectionNotExistException"}:
         return True
     code = getattr(exc, "code", None)
+    if callable(code):  # a raw grpc.RpcError: code() is a grpc.StatusCode
+        code = code()
     if isinstance(code, int) and code in _RETRYABLE_CODES:
+        return True
+    # After its own retries run out, pymilvus re-raises with the gRPC status as the code.
+    if getattr(code, "name", None) in _RETRYABLE_GRPC_STATUSES:
         return True
     text = f"{kind} {exc}".lower()
     return any(phrase in text for phrase in _RETRYABLE_PHRASES)

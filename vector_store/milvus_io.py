@@ -45,7 +45,10 @@ class MilvusIO:
     def __init__(self, uri: str, token: str, consistency: str, timeout_s: float) -> None:
         self.backend = backend_of(uri)
         self.consistency = consistency
+        # Every call carries a deadline: without one pymilvus retries an unreachable server
+        # ~75 times (minutes) before raising. Index-building calls get a longer one.
         self._timeout = timeout_s
+        self._slow_timeout = max(timeout_s, 300.0)
         self._client: MilvusClient = self._call(
             "connect", lambda: MilvusClient(uri=uri, token=token, timeout=timeout_s)
         )
@@ -86,10 +89,14 @@ class MilvusIO:
     # --- collections and aliases ------------------------------------------------------------------
 
     def has_collection(self, name: str) -> bool:
-        return self._call("has_collection", lambda: bool(self._client.has_collection(name)))
+        return self._call(
+            "has_collection", lambda: bool(self._client.has_collection(name, timeout=self._timeout))
+        )
 
     def list_collections(self) -> list[str]:
-        return self._call("list_collections", lambda: list(self._client.list_collections()))
+        return self._call(
+            "list_collections", lambda: list(self._client.list_collections(timeout=self._timeout))
+        )
 
     def create_collection_if_absent(
         self, name: str, dim: int, max_boards: int, index: IndexConfig, properties: dict[str, str]
@@ -125,6 +132,7 @@ class MilvusIO:
                     index_params=index_params,
                     consistency_level=self.consistency,
                     properties=properties,
+                    timeout=self._slow_timeout,
                 ),
             )
         except VectorStoreError:
@@ -134,31 +142,47 @@ class MilvusIO:
         return True
 
     def drop_collection(self, name: str) -> None:
-        self._call("drop_collection", lambda: self._client.drop_collection(name), name)
+        self._call(
+            "drop_collection",
+            lambda: self._client.drop_collection(name, timeout=self._slow_timeout),
+            name,
+        )
 
     def load(self, name: str) -> None:
-        self._call("load_collection", lambda: self._client.load_collection(name), name)
+        self._call(
+            "load_collection",
+            lambda: self._client.load_collection(name, timeout=self._slow_timeout),
+            name,
+        )
 
     def is_loaded(self, name: str) -> bool:
-        state = self._call("get_load_state", lambda: self._client.get_load_state(name), name)
+        state = self._call(
+            "get_load_state", lambda: self._client.get_load_state(name, timeout=self._timeout), name
+        )
         return str(state.get("state", "")).endswith("Loaded")
 
     def has_vector_index(self, name: str) -> bool:
         indexes = self._call(
-            "list_indexes", lambda: self._client.list_indexes(name, field_name="pin"), name
+            "list_indexes",
+            lambda: self._client.list_indexes(name, field_name="pin", timeout=self._timeout),
+            name,
         )
         return bool(indexes)
 
     def properties(self, name: str) -> dict[str, str]:
         described = self._call(
-            "describe_collection", lambda: self._client.describe_collection(name), name
+            "describe_collection",
+            lambda: self._client.describe_collection(name, timeout=self._timeout),
+            name,
         )
         return {str(k): str(v) for k, v in (described.get("properties") or {}).items()}
 
     def set_properties(self, name: str, properties: dict[str, str]) -> None:
         self._call(
             "alter_collection_properties",
-            lambda: self._client.alter_collection_properties(name, properties=properties),
+            lambda: self._client.alter_collection_properties(
+                name, properties=properties, timeout=self._timeout
+            ),
             name,
         )
 
@@ -167,12 +191,16 @@ class MilvusIO:
 
         Listed first because describe_alias on a missing alias makes pymilvus log an ERROR.
         """
-        listed = self._call("list_aliases", lambda: self._client.list_aliases())
+        listed = self._call(
+            "list_aliases", lambda: self._client.list_aliases(timeout=self._timeout)
+        )
         if alias not in listed.get("aliases", []):
             return None
         try:
             described = self._call(
-                "describe_alias", lambda: self._client.describe_alias(alias), alias
+                "describe_alias",
+                lambda: self._client.describe_alias(alias, timeout=self._timeout),
+                alias,
             )
         except UnknownVersion:
             return None
@@ -180,32 +208,45 @@ class MilvusIO:
         return str(target) if target else None
 
     def drop_alias(self, alias: str) -> None:
-        self._call("drop_alias", lambda: self._client.drop_alias(alias))
+        self._call("drop_alias", lambda: self._client.drop_alias(alias, timeout=self._timeout))
 
     def point_alias(self, alias: str, collection: str, alias_exists: bool) -> None:
         """One server call moves the alias; a lost create race falls back to alter."""
         if alias_exists:
-            self._call("alter_alias", lambda: self._client.alter_alias(collection, alias))
+            self._call(
+                "alter_alias",
+                lambda: self._client.alter_alias(collection, alias, timeout=self._timeout),
+            )
             return
         try:
-            self._call("create_alias", lambda: self._client.create_alias(collection, alias))
+            self._call(
+                "create_alias",
+                lambda: self._client.create_alias(collection, alias, timeout=self._timeout),
+            )
         except VectorStoreUnavailable:
             raise
         except VectorStoreError:
             if self.alias_target(alias) is None:
                 raise
-            self._call("alter_alias", lambda: self._client.alter_alias(collection, alias))
+            self._call(
+                "alter_alias",
+                lambda: self._client.alter_alias(collection, alias, timeout=self._timeout),
+            )
 
     # --- rows ------------------------------------------------------------------------------------
 
     def upsert(self, name: str, rows: list[dict[str, Any]]) -> None:
-        self._call("upsert", lambda: self._client.upsert(name, rows), name)
+        self._call("upsert", lambda: self._client.upsert(name, rows, timeout=self._timeout), name)
 
     def flush(self, name: str) -> None:
-        self._call("flush", lambda: self._client.flush(name), name)
+        self._call("flush", lambda: self._client.flush(name, timeout=self._slow_timeout), name)
 
     def delete(self, name: str, expression: str) -> None:
-        self._call("delete", lambda: self._client.delete(name, filter=expression), name)
+        self._call(
+            "delete",
+            lambda: self._client.delete(name, filter=expression, timeout=self._timeout),
+            name,
+        )
 
     def query(self, target: str, expression: str) -> list[dict[str, Any]]:
         rows = self._read(
@@ -216,6 +257,7 @@ class MilvusIO:
                 filter=expression,
                 output_fields=ROW_FIELDS,
                 consistency_level=self.consistency,
+                timeout=self._timeout,
             ),
         )
         return [dict(row) for row in rows]
@@ -225,7 +267,11 @@ class MilvusIO:
             "count",
             name,
             lambda: self._client.query(
-                name, filter="", output_fields=["count(*)"], consistency_level=self.consistency
+                name,
+                filter="",
+                output_fields=["count(*)"],
+                consistency_level=self.consistency,
+                timeout=self._timeout,
             ),
         )
         return int(rows[0]["count(*)"])
@@ -251,6 +297,7 @@ class MilvusIO:
                 output_fields=["model_version"],
                 search_params=search_params,
                 consistency_level=self.consistency,
+                timeout=self._timeout,
             ),
         )
         hits = results[0] if results else []
