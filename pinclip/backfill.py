@@ -104,6 +104,7 @@ def backfill(
     switch: bool = True,
     id_prefix: str = "",
     provider: str = "auto",
+    threads: int = 2,
     load_image: Callable[[str], bytes] | None = None,
     on_switched: Callable[[int], None] | None = None,
     progress: bool = True,
@@ -119,7 +120,7 @@ def backfill(
     from vector_store import PinVector
 
     load = load_image or load_image_bytes
-    encoder = OnnxEncoder.load(model_dir, provider=provider)
+    encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=threads)
     if encoder.version != version:
         raise ValueError(f"{model_dir} holds version {encoder.version}, not {version}")
     vectors.ensure_version(version)

@@ -21,7 +21,7 @@ def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
         cfg = PinClipConfig(
             embed_dim=64,
             vision=VisionConfig(image_size=32, patch_size=8, width=64, layers=2, heads=2),
-            text=TextConfig(pretrained=None, max_length=32, width=64, layers=2, heads=2),
+            text=TextConfig(pretrained=None, max_length=48, width=64, layers=2, heads=2),
             fusion=FusionConfig(width=64, layers=1, heads=2),
         )
     elif name == "minilm":
@@ -46,6 +46,9 @@ class TrainConfig:
     out_dir: str = "var/train"
     model: str = "tiny"  # preset name (see model_preset) unless model_config is given
     model_config: dict[str, Any] | None = None  # a full PinClipConfig dict overrides `model`
+    # Tokenizer for a randomly initialised text tower: None = the tower's own (a character
+    # tokenizer), "minilm" = MiniLM's WordPiece vocabulary (words, not characters).
+    tokenizer: str | None = None
     steps: int = 200
     batch_size: int = 32
     lr: float = 1e-3
@@ -65,6 +68,16 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast, used on CUDA only
     threads: int = 2  # torch intra-op threads on CPU
     progress: bool = True
+
+    def tokenizer_json(self) -> str | None:
+        if self.tokenizer is None:
+            return None
+        if self.tokenizer == "minilm":
+            from encoder.config import MINILM_L6
+            from encoder.tokenizer import tokenizer_json_for
+
+            return tokenizer_json_for(MINILM_L6)
+        return Path(self.tokenizer).read_text()  # a tokenizer.json path
 
     def pinclip_config(self) -> PinClipConfig:
         if self.model_config is not None:

@@ -1,4 +1,5 @@
-"""Write the offline dataset format from the live graph (GraphStore pages), for retraining.
+"""Dataset ⇄ graph: export the live graph (GraphStore pages) to the offline format for
+retraining, and import a dataset into the graph for demos and tests.
 
 Images stay where the content store keeps them: pins.jsonl carries each pin's image URI, so the
 export is small and the trainer reads images through fsspec like any other dataset.
@@ -66,3 +67,45 @@ def export_graph(
     ds = read_dataset(out_url)
     log.info("graph.exported", pins=len(ds.pins), saves=len(ds.saves), url=str(out_url))
     return len(ds.pins), len(ds.saves)
+
+
+def import_dataset(
+    store: Any, dataset: Any, id_prefix: str = "", batch_size: int = 1000
+) -> tuple[int, int]:
+    """The reverse direction, for demos and tests: load a dataset into the graph store.
+
+    Ids get `id_prefix` (pins, boards, users) so runs on a shared server stay separable; image
+    paths become absolute URIs so any process can re-read them.
+    """
+    from graph_store import PinNode, Save
+
+    def uri(pin: PinRecord) -> str:
+        url: str = dataset.image_url(pin)
+        return url if "://" in url else Path(url).resolve().as_uri()
+
+    pins = [
+        PinNode(
+            pin_id=id_prefix + p.pin_id,
+            title=p.title,
+            description=p.description,
+            image_uri=uri(p),
+            created_at=datetime.now(UTC),
+        )
+        for p in dataset.pins
+    ]
+    now = datetime.now(UTC).timestamp()
+    saves = [
+        Save(
+            pin_id=id_prefix + s.pin_id,
+            board_id=id_prefix + s.board_id,
+            user_id=id_prefix + (s.user_id or "anonymous"),
+            ts=datetime.fromtimestamp(s.ts if s.ts is not None else now, UTC),
+        )
+        for s in dataset.saves
+    ]
+    for start in range(0, len(pins), batch_size):
+        store.upsert_pins(pins[start : start + batch_size])
+    for start in range(0, len(saves), batch_size):
+        store.add_saves(saves[start : start + batch_size])
+    log.info("graph.imported", pins=len(pins), saves=len(saves), prefix=id_prefix or None)
+    return len(pins), len(saves)

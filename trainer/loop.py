@@ -184,7 +184,7 @@ def train(cfg: TrainConfig, resume: bool = True, stop_at: int | None = None) -> 
     dataset = read_dataset(cfg.data)
     split = cold_start_split(dataset, cfg.heldout_fraction, cfg.split_seed)
     graph = PinBoardGraph(split.train_saves)
-    model = PinClipModel(cfg.pinclip_config())
+    model = PinClipModel(cfg.pinclip_config(), cfg.tokenizer_json())
     frozen = freeze_text_layers(model, cfg.freeze_text_layers)
     pairs = PinPairDataset.from_dataset(
         dataset,
