@@ -13,6 +13,8 @@ import pytest
 from pinclip.services import fixtures
 from pinclip.services.fixtures import Neo4jSettings, SkippedTest
 
+pytest_plugins = ["pytester"]  # tests/unit/test_ci_policy.py runs pytest on pytest
+
 _skipped: list[SkippedTest] = []
 
 

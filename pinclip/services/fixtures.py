@@ -73,10 +73,12 @@ def _from_container(container: Any, value: Callable[[Any], Any]) -> Provided:
     return Provided(value(container), f"testcontainers:{container.image}", container.stop)
 
 
-def kafka_bootstrap(env: Mapping[str, str] = os.environ) -> Provided:
+def kafka_bootstrap(
+    env: Mapping[str, str] = os.environ, docker: Callable[[], bool] | None = None
+) -> Provided:
     if env.get("PINCLIP_KAFKA_BOOTSTRAP"):
         return Provided(env["PINCLIP_KAFKA_BOOTSTRAP"], "env")
-    if docker_available():
+    if (docker or docker_available)():
         from testcontainers.kafka import KafkaContainer
 
         return _from_container(
@@ -86,7 +88,9 @@ def kafka_bootstrap(env: Mapping[str, str] = os.environ) -> Provided:
     raise Unavailable(f"no Kafka: PINCLIP_KAFKA_BOOTSTRAP is unset and no Docker engine; {HOW_TO}")
 
 
-def neo4j_settings(env: Mapping[str, str] = os.environ) -> Provided:
+def neo4j_settings(
+    env: Mapping[str, str] = os.environ, docker: Callable[[], bool] | None = None
+) -> Provided:
     if env.get("PINCLIP_NEO4J_URI"):
         return Provided(
             Neo4jSettings(
@@ -97,7 +101,7 @@ def neo4j_settings(env: Mapping[str, str] = os.environ) -> Provided:
             ),
             "env",
         )
-    if docker_available():
+    if (docker or docker_available)():
         from testcontainers.neo4j import Neo4jContainer
 
         password = "pinclip-test-password"
@@ -108,10 +112,12 @@ def neo4j_settings(env: Mapping[str, str] = os.environ) -> Provided:
     raise Unavailable(f"no Neo4j: PINCLIP_NEO4J_URI is unset and no Docker engine; {HOW_TO}")
 
 
-def milvus_server_uri(env: Mapping[str, str] = os.environ) -> Provided:
+def milvus_server_uri(
+    env: Mapping[str, str] = os.environ, docker: Callable[[], bool] | None = None
+) -> Provided:
     if env.get(TEST_URI_VAR):
         return Provided(env[TEST_URI_VAR], "env")
-    if docker_available():
+    if (docker or docker_available)():
         from testcontainers.milvus import MilvusContainer
 
         return _from_container(

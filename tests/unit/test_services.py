@@ -1,0 +1,150 @@
+"""The local-services tooling: generated configs, pid safety, env output, fixture resolution
+and the CI skip rule — on real files and real processes, no service needed."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pinclip.services import fixtures, manager, process
+from pinclip.services.config import ServicesConfig
+from pinclip.services.fixtures import SkippedTest
+from pinclip.services.kafka import new_cluster_id, server_properties
+from pinclip.services.maven import Artifact, pom_xml
+from pinclip.services.milvus_server import config_template, etcd_config
+from pinclip.services.neo4j import server_overrides
+
+
+def _props(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_kafka_properties_form_a_single_node_kraft_cluster_on_loopback(tmp_path: Path) -> None:
+    props = _props(server_properties("127.0.0.1", 19092, 19093, tmp_path))
+    assert props["process.roles"] == "broker,controller"
+    assert props["controller.quorum.voters"] == f"{props['node.id']}@127.0.0.1:19093"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert props["log.dirs"] == str(tmp_path)
+
+
+def test_kafka_cluster_id_has_the_storage_tool_format() -> None:
+    cluster_id = new_cluster_id()
+    assert len(cluster_id) == 22 and "=" not in cluster_id
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
+    assert new_cluster_id() != cluster_id
+
+
+def test_neo4j_listens_on_bolt_only_without_auth() -> None:
+    overrides = server_overrides("127.0.0.1", 17687, "64m")
+    assert overrides["server.bolt.listen_address"] == "127.0.0.1:17687"
+    assert overrides["server.http.enabled"] == "false"
+    assert overrides["dbms.security.auth_enabled"] == "false"
+
+
+def test_generated_pom_names_every_artifact() -> None:
+    artifacts = [Artifact("org.apache.kafka", "kafka_2.13", "3.9.1"), Artifact("a", "b&c", "1")]
+    root = ET.fromstring(pom_xml("kafka", artifacts))
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    found = [
+        (d.findtext("m:groupId", namespaces=ns), d.findtext("m:artifactId", namespaces=ns))
+        for d in root.iterfind("m:dependencies/m:dependency", ns)
+    ]
+    assert found == [("org.apache.kafka", "kafka_2.13"), ("a", "b&c")]
+
+
+def test_embedded_etcd_gets_its_own_ports(tmp_path: Path) -> None:
+    from milvus import MilvusServerConfig
+
+    text = config_template(MilvusServerConfig().template_text, tmp_path / "etcd.yaml")
+    assert f"  config:\n    path: {tmp_path / 'etcd.yaml'}\n  use:\n    embed: true" in text
+    etcd = etcd_config(tmp_path, 41001, 41002)
+    assert "listen-peer-urls: http://127.0.0.1:41002" in etcd
+    assert "listen-client-urls: http://127.0.0.1:41001" in etcd
+
+
+def test_env_lines_cover_every_service_and_quote_values(tmp_path: Path) -> None:
+    config = ServicesConfig.model_validate({"state_dir": tmp_path, "kafka_port": 29092})
+    lines = manager.env_lines(manager.build_services(config))
+    assert "export PINCLIP_KAFKA_BOOTSTRAP=127.0.0.1:29092" in lines
+    assert "export PINCLIP_NEO4J_URI=bolt://127.0.0.1:7687" in lines
+    assert "export PINCLIP_NEO4J_PASSWORD=''" in lines
+    assert "export PINCLIP_TEST_MILVUS_SERVER_URI=http://127.0.0.1:19530" in lines
+
+
+def test_unknown_service_names_are_refused(tmp_path: Path) -> None:
+    config = ServicesConfig.model_validate({"state_dir": tmp_path})
+    with pytest.raises(manager.ServiceError, match="zookeeper"):
+        manager.build_services(config, ["kafka", "zookeeper"])
+
+
+def test_stop_signals_only_a_process_whose_command_line_matches(tmp_path: Path) -> None:
+    marker = str(tmp_path / "marker")
+    pid = process.spawn(
+        [sys.executable, "-c", "import time, sys; time.sleep(60)", marker],
+        tmp_path / "out.log",
+        cwd=tmp_path,
+    )
+    try:
+        impostor = process.ProcessRecord(pid=pid, marker="somebody-else")
+        assert process.stop(impostor) is True  # "not ours": nothing signalled
+        assert process.is_alive(pid)
+
+        ours = process.ProcessRecord(pid=pid, marker=marker)
+        ours.save(tmp_path / "pid.json")
+        assert process.ProcessRecord.load(tmp_path / "pid.json") == ours
+        assert process.is_ours(ours)
+        assert process.stop(ours, grace_s=10) is True
+        assert not process.is_alive(pid)
+    finally:
+        if process.is_alive(pid):
+            subprocess.run(["kill", "-9", str(pid)], check=False)
+
+
+def test_fixtures_prefer_environment_variables() -> None:
+    env = {
+        "PINCLIP_KAFKA_BOOTSTRAP": "127.0.0.1:1",
+        "PINCLIP_NEO4J_URI": "bolt://127.0.0.1:2",
+        "PINCLIP_NEO4J_PASSWORD": "pw",
+        "PINCLIP_TEST_MILVUS_SERVER_URI": "http://127.0.0.1:3",
+    }
+    assert fixtures.kafka_bootstrap(env).value == "127.0.0.1:1"
+    neo = fixtures.neo4j_settings(env).value
+    assert (neo.uri, neo.user, neo.password) == ("bolt://127.0.0.1:2", "neo4j", "pw")
+    assert fixtures.milvus_server_uri(env).value == "http://127.0.0.1:3"
+
+
+@pytest.mark.parametrize(
+    ("resolve", "variable"),
+    [
+        (fixtures.kafka_bootstrap, "PINCLIP_KAFKA_BOOTSTRAP"),
+        (fixtures.neo4j_settings, "PINCLIP_NEO4J_URI"),
+        (fixtures.milvus_server_uri, "PINCLIP_TEST_MILVUS_SERVER_URI"),
+    ],
+)
+def test_without_env_or_docker_the_reason_names_what_is_missing(resolve, variable) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(fixtures.Unavailable) as info:
+        resolve({}, docker=lambda: False)
+    assert variable in str(info.value)
+    assert "pinclip services up" in str(info.value)
+
+
+def test_container_images_are_configurable() -> None:
+    assert fixtures.image(fixtures.KAFKA_IMAGE_VAR, {}) == "confluentinc/cp-kafka:7.9.0"
+    env = {fixtures.NEO4J_IMAGE_VAR: "localhost/neo4j:5.26"}
+    assert fixtures.image(fixtures.NEO4J_IMAGE_VAR, env) == "localhost/neo4j:5.26"
+
+
+def test_in_ci_only_docker_and_gpu_tests_may_skip() -> None:
+    skipped = [
+        SkippedTest("t::kafka", frozenset({"integration"}), "no Kafka"),
+        SkippedTest("t::gpu", frozenset({"gpu"}), "no CUDA"),
+        SkippedTest("t::docker", frozenset({"docker", "integration"}), "no engine"),
+    ]
+    assert [s.nodeid for s in fixtures.forbidden_skips(skipped)] == ["t::kafka"]
