@@ -27,7 +27,7 @@ class VisionConfig:
     checkpoint's own preprocessing.
     """
 
-    image_size: int = 160
+    image_size: int = 128
     patch_size: int = 16
     width: int = 256
     layers: int = 4
@@ -88,7 +88,7 @@ class PinClipConfig:
 
     @classmethod
     def default(cls) -> PinClipConfig:
-        """CPU-friendly serving default: 160px/16 ViT-4L-256, MiniLM-L6 text, 2 fusion layers."""
+        """CPU-friendly serving default: 128px/16 ViT-4L-256, MiniLM-L6 text, 2 fusion layers."""
         return cls()
 
     @classmethod

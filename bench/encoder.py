@@ -1,0 +1,307 @@
+"""Encoder throughput and latency: raw onnxruntime, torch eager, and the micro-batcher.
+
+    .venv/bin/python bench/encoder.py            # quick defaults, ~2-3 minutes on 2 CPU cores
+    .venv/bin/python bench/encoder.py --config tiny --repeats 1 --seconds 0.5   # smoke run
+
+Exports the chosen config (random weights: speed does not depend on them) to a temp dir, then
+measures, for the image head and the pin head:
+- raw onnxruntime called directly at batch sizes 1..64 — the best of these is "the limit";
+- torch eager at batch 1 and the best onnxruntime batch;
+- the MicroBatcher fed pre-decoded arrays by closed-loop clients at concurrency 1, 8, 64,
+  once with max_batch=1 (request-at-a-time) and once micro-batched;
+- EncoderService end to end (JPEG decode + tokenize + batch) at concurrency 64.
+Every figure is the median of `--repeats` interleaved runs (the cores are shared).
+Prints a table and writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Busy-waiting OpenMP threads (torch's default) collapse on cores shared with other processes;
+# onnxruntime sessions here also run with spinning off, so both sides wait passively.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+# Run as a script, this file's folder comes first on sys.path and its name would shadow the
+# `encoder` package: put the repository root first instead.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from encoder.batcher import MicroBatcher  # noqa: E402
+from encoder.config import PinClipConfig  # noqa: E402
+from encoder.export import export_model  # noqa: E402
+from encoder.model import PinClipModel  # noqa: E402
+from encoder.preprocess import pin_text  # noqa: E402
+from encoder.runtime import OnnxEncoder  # noqa: E402
+from encoder.service import EncoderService, PinContent  # noqa: E402
+
+RESULTS = _HERE / "results"
+HEADS = ("image", "pin")
+
+
+def synthetic_photo(seed: int, size: tuple[int, int] = (640, 480)) -> bytes:
+    """A JPEG with smooth gradients and shapes: decodes like a photo, unlike pure noise."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, size[0])[None, :, None]
+    y = np.linspace(0, 1, size[1])[:, None, None]
+    base = rng.uniform(0, 255, 3) * x + rng.uniform(0, 255, 3) * y
+    image = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x0, y0 = rng.integers(0, size[0]), rng.integers(0, size[1])
+        draw.ellipse(
+            (x0, y0, x0 + 80, y0 + 60), fill=tuple(int(v) for v in rng.integers(0, 256, 3))
+        )
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+TITLES = ["Cozy reading nook", "Easy weeknight pasta", "Boho wedding arch", "Minimal desk setup"]
+DESCRIPTIONS = [
+    "a window seat with cushions, warm light and a tall bookshelf",
+    "garlic, lemon and spinach in twenty minutes",
+    "dried flowers and linen draped over a wooden frame at sunset",
+]
+
+
+def contents(n: int) -> list[PinContent]:
+    return [PinContent(TITLES[i % 4], DESCRIPTIONS[i % 3], synthetic_photo(i)) for i in range(n)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
+
+
+def time_calls(fn: Callable[[], object], items_per_call: int, seconds: float) -> dict[str, float]:
+    for _ in range(3):  # warm-up: first calls allocate and pick kernels
+        fn()
+    latencies: list[float] = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(latencies) < 3:
+        t0 = time.perf_counter()
+        fn()
+        latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    return {
+        "items_per_s": len(latencies) * items_per_call / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1e3,
+        "p99_ms": percentile(latencies, 99) * 1e3,
+    }
+
+
+async def closed_loop(
+    submit: Callable[[int], Any], concurrency: int, seconds: float
+) -> dict[str, float]:
+    """`concurrency` clients, each sends its next request when the previous one returns."""
+    latencies: list[float] = []
+    deadline = time.perf_counter() + seconds
+
+    async def client(index: int) -> None:
+        i = index
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            await submit(i)
+            latencies.append(time.perf_counter() - t0)
+            i += concurrency
+
+    await asyncio.gather(*(client(i) for i in range(min(concurrency, 4))))  # warm-up
+    latencies.clear()
+    deadline = time.perf_counter() + seconds
+    start = time.perf_counter()
+    await asyncio.gather(*(client(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return {
+        "items_per_s": len(latencies) / elapsed,
+        "p50_ms": percentile(latencies, 50) * 1e3,
+        "p99_ms": percentile(latencies, 99) * 1e3,
+    }
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        config = PinClipConfig.tiny() if args.config == "tiny" else PinClipConfig.default()
+        torch.manual_seed(0)
+        self.model = PinClipModel(config).eval()
+        self.tmp = tempfile.TemporaryDirectory()
+        self.model_dir = Path(self.tmp.name)
+        export_model(self.model, self.model_dir, version=1)
+        self.encoder = OnnxEncoder.load(self.model_dir, provider=args.provider)
+        self.pins = contents(64)
+        image_pre = self.encoder.image_preprocessor()
+        self.pixels = np.stack([image_pre.load(p.image_bytes) for p in self.pins])
+        self.texts = [pin_text(p.title, p.description) for p in self.pins]
+        self.ids, self.mask = self.encoder.text_preprocessor().encode(self.texts)
+        self.rows: dict[str, list[dict[str, float]]] = {}
+
+    def record(self, name: str, result: dict[str, float]) -> None:
+        self.rows.setdefault(name, []).append(result)
+
+    def run_head(self, head: str, pixels: np.ndarray, n: int) -> object:
+        if head == "image":
+            return self.encoder.encode_images(pixels[:n])
+        return self.encoder.encode_pins(pixels[:n], self.ids[:n], self.mask[:n])
+
+    def torch_head(self, head: str, n: int) -> object:
+        pixels = torch.from_numpy(self.pixels[:n])
+        with torch.no_grad():
+            if head == "image":
+                return self.model.encode_image(pixels)
+            ids, mask = torch.from_numpy(self.ids[:n]), torch.from_numpy(self.mask[:n])
+            return self.model(pixels, ids, mask)
+
+    def raw(self, head: str) -> None:
+        for batch in self.args.batches:
+            self.record(
+                f"{head} | onnxruntime direct | batch {batch}",
+                time_calls(
+                    lambda b=batch: self.run_head(head, self.pixels, b), batch, self.args.seconds
+                ),
+            )
+
+    def eager(self, head: str, best: int) -> None:
+        for batch in sorted({1, best}):
+            self.record(
+                f"{head} | torch eager direct | batch {batch}",
+                time_calls(lambda b=batch: self.torch_head(head, b), batch, self.args.seconds),
+            )
+
+    async def served(self, head: str, max_batch: int) -> None:
+        for concurrency in self.args.concurrency:
+            for label, size in (("request-at-a-time", 1), ("micro-batched", max_batch)):
+                batcher: MicroBatcher[int, object] = MicroBatcher(
+                    lambda idx: self._batch_fn(head, idx),
+                    max_batch=size,
+                    max_delay_ms=self.args.max_delay_ms,
+                )
+                result = await closed_loop(
+                    lambda i, b=batcher: b.submit(i % len(self.pins)),
+                    concurrency,
+                    self.args.seconds,
+                )
+                await batcher.close()
+                result["mean_batch"] = batcher.stats.mean_batch
+                self.record(f"{head} | MicroBatcher {label} | conc {concurrency}", result)
+
+    def _batch_fn(self, head: str, indices: list[int]) -> list[object]:
+        out = self.run_head(head, self.pixels[indices], len(indices))
+        vectors = out if isinstance(out, np.ndarray) else out["pin"]
+        return list(vectors)
+
+    async def service(self, max_batch: int) -> None:
+        svc = EncoderService(self.encoder, max_batch=max_batch, max_delay_ms=self.args.max_delay_ms)
+        concurrency = max(self.args.concurrency)
+        result = await closed_loop(
+            lambda i: svc.embed(self.pins[i % len(self.pins)]), concurrency, self.args.seconds
+        )
+        await svc.close()
+        self.record(f"pin | EncoderService (decode+tokenize) | conc {concurrency}", result)
+
+    def best_batch(self, head: str) -> tuple[int, float]:
+        rates = {
+            b: median_of(self.rows[f"{head} | onnxruntime direct | batch {b}"])["items_per_s"]
+            for b in self.args.batches
+        }
+        best = max(rates, key=lambda b: rates[b])
+        return best, rates[best]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", choices=["default", "tiny"], default="default")
+    parser.add_argument("--provider", default="auto")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
+    parser.add_argument("--max-batch", type=int, default=0, help="0: the best raw batch size")
+    parser.add_argument("--max-delay-ms", type=float, default=2.0)
+    parser.add_argument("--no-torch", action="store_true", help="skip torch eager rows")
+    args = parser.parse_args()
+
+    bench = Bench(args)
+    for _ in range(args.repeats):  # interleaved repeats: background load hits every row alike
+        for head in HEADS:
+            bench.raw(head)
+    best = {head: bench.best_batch(head) for head in HEADS}
+    for _ in range(args.repeats):
+        for head in HEADS:
+            max_batch = args.max_batch or best[head][0]
+            if not args.no_torch:
+                bench.eager(head, best[head][0])
+            asyncio.run(bench.served(head, max_batch))
+        asyncio.run(bench.service(args.max_batch or best["pin"][0]))
+
+    table = {name: median_of(runs) for name, runs in bench.rows.items()}
+    summary: dict[str, dict[str, float]] = {}
+    top = max(args.concurrency)
+    for head in HEADS:
+        limit = best[head][1]
+        micro = table[f"{head} | MicroBatcher micro-batched | conc {top}"]["items_per_s"]
+        single = table[f"{head} | MicroBatcher request-at-a-time | conc {top}"]["items_per_s"]
+        raw1 = table[f"{head} | onnxruntime direct | batch 1"]["items_per_s"]
+        summary[head] = {
+            "limit_items_per_s": limit,
+            "limit_batch": best[head][0],
+            "micro_vs_limit": micro / limit,
+            "micro_vs_request_at_a_time": micro / single,
+            "raw_batching_gain": limit / raw1,
+        }
+
+    print(f"\n{'row':64} {'items/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'batch':>6}")
+    for name, row in table.items():
+        batch = f"{row['mean_batch']:.1f}" if "mean_batch" in row else ""
+        rate, p50, p99 = row["items_per_s"], row["p50_ms"], row["p99_ms"]
+        print(f"{name:64} {rate:9.1f} {p50:9.2f} {p99:9.2f} {batch:>6}")
+    print()
+    for head, s in summary.items():
+        print(
+            f"{head}: limit {s['limit_items_per_s']:.1f}/s at batch {s['limit_batch']:.0f}; "
+            f"micro-batcher@{top} = {s['micro_vs_limit']:.0%} of limit, "
+            f"{s['micro_vs_request_at_a_time']:.2f}x request-at-a-time; "
+            f"raw batching gain {s['raw_batching_gain']:.2f}x"
+        )
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "created_at": stamp,
+        "machine": {"platform": platform.platform(), "processor": platform.processor()},
+        "providers": bench.encoder.providers,
+        "args": vars(args),
+        "config": bench.model.config.to_dict(),
+        "rows": table,
+        "runs": bench.rows,
+        "summary": summary,
+    }
+    path = RESULTS / f"encoder-{stamp}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nwrote {path.relative_to(RESULTS.parent.parent)}")
+    bench.tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
