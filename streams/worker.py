@@ -90,7 +90,26 @@ class PinWorker:
     # --- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect stores, pick the start version, load its encoder."""
+        """Connect stores, pick the start version, load its encoder; waits out store outages."""
+        attempt = 0
+        while True:
+            try:
+                await self._start_once()
+                return
+            except (ValueError, RuntimeError):
+                raise  # a configuration problem, not an outage
+            except Exception as exc:
+                attempt += 1
+                delay = self.retry.delay(attempt)
+                log.warning(
+                    "worker_start_retrying",
+                    attempt=attempt,
+                    retry_in_s=delay,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                await asyncio.sleep(delay)
+
+    async def _start_once(self) -> None:
         cfg = self.config
         versions = await asyncio.to_thread(registry_versions, cfg.registry_url)
         if cfg.model_version is None and not versions:
@@ -119,7 +138,8 @@ class PinWorker:
         # The alias wins over "newest in registry": a newer version may be a candidate whose
         # backfill is still running; model.updates (replayed at start) brings it in as `next`.
         version = cfg.model_version or live or versions[-1]
-        await self.models.start(version, version_uri(cfg.registry_url, version))
+        if self.models.state.live != version:
+            await self.models.start(version, version_uri(cfg.registry_url, version))
         await asyncio.to_thread(self._vector_store.ensure_version, version)
         if live is None:  # a fresh system: an empty collection is complete, make it live
             await asyncio.to_thread(self._vector_store.switch_alias, version)
