@@ -169,6 +169,16 @@ class MilvusIO:
         )
         return bool(indexes)
 
+    def index_progress(self, name: str) -> tuple[int, int]:
+        """(indexed_rows, total_rows) of the vector index; both backends build it in the
+        background and search unindexed rows by brute force meanwhile."""
+        described = self._call(
+            "describe_index",
+            lambda: self._client.describe_index(name, "pin", timeout=self._timeout),
+            name,
+        )
+        return int(described.get("indexed_rows", 0)), int(described.get("total_rows", 0))
+
     def properties(self, name: str) -> dict[str, str]:
         described = self._call(
             "describe_collection",

@@ -222,6 +222,11 @@ class VectorStore:
         of a backfill, before `switch_alias`, so the new version serves from its index."""
         self._io.flush(self._existing(version))
 
+    def index_progress(self, version: int) -> tuple[int, int]:
+        """(indexed_rows, total_rows): rows not yet indexed are still searched, exactly but
+        slowly, so this matters for latency, not correctness."""
+        return self._io.index_progress(self._existing(version))
+
     def get(self, pin_ids: Iterable[str], version: int | None = None) -> list[StoredPin]:
         """Stored rows for the ids that exist (missing ids are simply absent)."""
         target = self._read_target(version)
