@@ -1,3 +1,4 @@
+import grpc
 import pytest
 from pymilvus.exceptions import ConnectError, MilvusException
 
@@ -16,6 +17,9 @@ from vector_store.errors import is_unavailable
         ConnectionRefusedError(),
         TimeoutError(),
         MilvusException(code=1, message="<_InactiveRpcError StatusCode.UNAVAILABLE>"),
+        # what pymilvus raises once its own retries within the call deadline run out
+        MilvusException(code=grpc.StatusCode.UNAVAILABLE, message="[search] Retry timeout: 3s"),
+        MilvusException(code=grpc.StatusCode.DEADLINE_EXCEEDED, message="deadline"),
     ],
 )
 def test_connection_failures_are_retryable(exc: BaseException) -> None:
@@ -29,6 +33,7 @@ def test_connection_failures_are_retryable(exc: BaseException) -> None:
         MilvusException(code=1100, message="invalid parameter: dim mismatch"),
         MilvusException(code=65535, message="cannot parse expression"),
         ValueError("bad"),
+        MilvusException(code=grpc.StatusCode.INVALID_ARGUMENT, message="bad request"),
     ],
 )
 def test_request_errors_are_not_retryable(exc: BaseException) -> None:
