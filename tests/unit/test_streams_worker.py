@@ -1,0 +1,245 @@
+"""PinWorker without Kafka: real images, in-memory stores that can fail like a real outage."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from encoder.preprocess import ImageRejected
+from streams.config import Topics, WorkerConfig
+from streams.events import NewPin, Repin
+from streams.metrics import WRITE_RETRIES
+from streams.models import model_update_for
+from streams.pipeline import RetryPolicy, SourceRecord
+from streams.worker import PinWorker
+
+DIM = 8
+
+
+def png(colour: tuple[int, int, int]) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), colour).save(out, format="PNG")
+    return out.getvalue()
+
+
+@dataclass(frozen=True)
+class Embedding:
+    version: int
+    image: np.ndarray
+    text: np.ndarray
+    pin: np.ndarray
+
+
+class HashEncoder:
+    """Decodes the image for real (Pillow) and derives a deterministic vector per version."""
+
+    def __init__(self, directory: Path) -> None:
+        self.version = json.loads((directory / "manifest.json").read_text())["version"]
+
+    async def embed(self, content: Any) -> Embedding:
+        try:
+            Image.open(io.BytesIO(content.image_bytes)).load()
+        except Exception as exc:
+            raise ImageRejected("decode_error", str(exc)) from exc
+        seed = hashlib.sha256(content.image_bytes + bytes([self.version])).digest()
+        vector = np.frombuffer(seed[:DIM], dtype=np.uint8).astype(np.float32) + 1.0
+        return Embedding(self.version, vector, vector, vector)
+
+    async def close(self) -> None:
+        pass
+
+
+class MemoryVectors:
+    def __init__(self, failures: int = 0) -> None:
+        self.rows: dict[int, dict[str, Any]] = {}
+        self.failures = failures
+        self.alias: int | None = None
+
+    def live_version(self) -> int | None:
+        return self.alias
+
+    def ensure_version(self, version: int) -> str:
+        self.rows.setdefault(version, {})
+        return f"v{version}"
+
+    def switch_alias(self, version: int) -> None:
+        self.alias = version
+
+    def upsert(self, version: int, pins: list[Any]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("milvus down")
+        for pin in pins:
+            if not np.all(np.isfinite(pin.pin)):
+                raise ValueError("NaN")
+            self.rows[version][pin.pin_id] = pin
+        return len(pins)
+
+    def close(self) -> None:
+        pass
+
+
+class MemoryGraph:
+    def __init__(self) -> None:
+        self.pins: dict[str, Any] = {}
+        self.saves: set[tuple[str, str]] = set()
+
+    def ensure_schema(self) -> None:
+        pass
+
+    def upsert_pins(self, pins: list[Any]) -> int:
+        self.pins.update({p.pin_id: p for p in pins})
+        return len(pins)
+
+    def add_saves(self, saves: list[Any]) -> int:
+        self.saves.update((s.pin_id, s.board_id) for s in saves)
+        return len(saves)
+
+    def close(self) -> None:
+        pass
+
+
+def registry(root: Path, versions: list[int]) -> Path:
+    for v in versions:
+        (root / f"v{v}").mkdir(parents=True)
+        (root / f"v{v}" / "manifest.json").write_text(json.dumps({"version": v, "dim": DIM}))
+    return root
+
+
+async def make_worker(tmp_path: Path, vectors: MemoryVectors, graph: MemoryGraph) -> PinWorker:
+    config = WorkerConfig(
+        topics=Topics.with_prefix("unit"),
+        registry_url=str(registry(tmp_path / "registry", [1, 2])),
+        model_version=1,
+        state_dir=tmp_path / "state",
+        metrics_port=None,
+    )
+    worker = PinWorker(
+        config,
+        vector_store=vectors,
+        graph_store=graph,
+        encoder_loader=HashEncoder,
+        retry=RetryPolicy(base_s=0.001, max_s=0.01),
+    )
+    await worker.start()
+    return worker
+
+
+def pin_record(offset: int, pin_id: str, **image: str) -> SourceRecord:
+    pin = NewPin.model_validate(
+        {
+            "pin_id": pin_id,
+            "board_id": "b1",
+            "user_id": "u1",
+            "title": "t",
+            "created_at": datetime.now(UTC).isoformat(),
+            **image,
+        }
+    )
+    return SourceRecord("unit.pins.created", 0, offset, pin.to_json_bytes())
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
+    tmp_path: Path,
+) -> None:
+    image_file = tmp_path / "red.png"
+    image_file.write_bytes(png((255, 0, 0)))
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    assert vectors.alias == 1  # a fresh system gets its alias
+    records = [
+        pin_record(0, "file", image_uri=image_file.as_uri()),
+        pin_record(1, "inline", image_b64=b64(png((0, 0, 255)))),
+        pin_record(2, "corrupt", image_b64=b64(b"not an image")),
+        SourceRecord("unit.pins.created", 0, 3, b"{oops"),
+        pin_record(4, "missing", image_uri=(tmp_path / "gone.png").as_uri()),
+    ]
+    outcome = await worker.handle_new_pins(records)
+    assert sorted(e.pin_id for e in outcome.embedded) == ["file", "inline"]
+    assert {(d.source_offset, d.stage, d.reason) for d in outcome.dead} == {
+        (2, "decode", "decode_error"),
+        (3, "parse", "bad_json"),
+        (4, "fetch", "unreachable"),
+    }
+    assert sorted(vectors.rows[1]) == ["file", "inline"]
+    assert graph.saves == {("file", "b1"), ("inline", "b1")}
+    stored = graph.pins["inline"].image_uri
+    assert stored.startswith("file://") and stored != graph.pins["file"].image_uri
+    from streams.content import load_image_bytes
+
+    assert load_image_bytes(stored) == png((0, 0, 255))
+    await worker.close()
+
+
+async def test_an_outage_is_waited_out_and_nothing_is_dropped(tmp_path: Path) -> None:
+    image_file = tmp_path / "green.png"
+    image_file.write_bytes(png((0, 255, 0)))
+    vectors, graph = MemoryVectors(failures=3), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    before = WRITE_RETRIES.labels("milvus")._value.get()
+    outcome = await worker.handle_new_pins(
+        [pin_record(i, f"p{i}", image_uri=image_file.as_uri()) for i in range(4)]
+    )
+    assert len(outcome.embedded) == 4 and outcome.dead == []
+    assert sorted(vectors.rows[1]) == ["p0", "p1", "p2", "p3"]
+    assert WRITE_RETRIES.labels("milvus")._value.get() - before == 3
+    await worker.close()
+
+
+async def test_candidate_means_dual_writes_and_promotion_ends_them(tmp_path: Path) -> None:
+    image_file = tmp_path / "x.png"
+    image_file.write_bytes(png((9, 9, 9)))
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    reg = worker.config.registry_url
+
+    def update(stage: str) -> SourceRecord:
+        return SourceRecord("u.model", 0, 0, model_update_for(reg, 2, stage).to_json_bytes())
+
+    await worker.handle_model_update(update("candidate"))
+    both = await worker.handle_new_pins([pin_record(0, "a", image_uri=image_file.as_uri())])
+    assert both.embedded[0].model_versions == [1, 2]
+    assert "a" in vectors.rows[1] and "a" in vectors.rows[2]
+    assert vectors.rows[2]["a"].model_version == 2
+    assert not np.allclose(vectors.rows[1]["a"].pin, vectors.rows[2]["a"].pin)
+
+    await worker.handle_model_update(update("promoted"))
+    after = await worker.handle_new_pins([pin_record(1, "b", image_uri=image_file.as_uri())])
+    assert after.embedded[0].model_versions == [2]
+    assert "b" in vectors.rows[2] and "b" not in vectors.rows[1]
+
+    bad = SourceRecord(
+        "u.model", 0, 5, b'{"version": 3, "registry_uri": "x", "stage": "candidate"}'
+    )
+    outcome = await worker.handle_model_update(bad)
+    assert [(d.stage, d.reason) for d in outcome.dead] == [("schema", "missing_field")]
+    await worker.close()
+
+
+async def test_repins_are_merged_per_batch(tmp_path: Path) -> None:
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    now = datetime.now(UTC)
+    records = [
+        SourceRecord("r", 0, i, Repin(pin_id=p, board_id=b, user_id="u", ts=now).to_json_bytes())
+        for i, (p, b) in enumerate([("p", "b1"), ("p", "b2"), ("p", "b1")])
+    ]
+    records.append(SourceRecord("r", 0, 9, b'{"pin_id": "p"}'))
+    outcome = await worker.handle_repins(records)
+    assert graph.saves == {("p", "b1"), ("p", "b2")}
+    assert [d.reason for d in outcome.dead] == ["missing_field"]
+    await worker.close()
