@@ -113,7 +113,7 @@ async def closed_loop(
 ) -> dict[str, float]:
     """`concurrency` clients, each sends its next request when the previous one returns."""
     latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
+    deadline = 0.0
 
     async def client(index: int) -> None:
         i = index
@@ -123,8 +123,7 @@ async def closed_loop(
             latencies.append(time.perf_counter() - t0)
             i += concurrency
 
-    await asyncio.gather(*(client(i) for i in range(min(concurrency, 4))))  # warm-up
-    latencies.clear()
+    await asyncio.gather(*(submit(i) for i in range(min(concurrency, 4))))  # warm-up
     deadline = time.perf_counter() + seconds
     start = time.perf_counter()
     await asyncio.gather(*(client(i) for i in range(concurrency)))
@@ -159,6 +158,7 @@ class Bench:
 
     def record(self, name: str, result: dict[str, float]) -> None:
         self.rows.setdefault(name, []).append(result)
+        print(f"  {name}: {result['items_per_s']:.1f}/s", file=sys.stderr, flush=True)
 
     def run_head(self, head: str, pixels: np.ndarray, n: int) -> object:
         if head == "image":
@@ -176,11 +176,18 @@ class Bench:
     def raw(self, head: str) -> None:
         for batch in self.args.batches:
             self.record(
-                f"{head} | onnxruntime direct | batch {batch}",
+                f"{head} | sweep: onnxruntime direct | batch {batch}",
                 time_calls(
                     lambda b=batch: self.run_head(head, self.pixels, b), batch, self.args.seconds
                 ),
             )
+
+    def limit(self, head: str, batch: int) -> float:
+        result = time_calls(
+            lambda: self.run_head(head, self.pixels, batch), batch, self.args.seconds
+        )
+        self.record(f"{head} | limit: onnxruntime direct | batch {batch}", result)
+        return result["items_per_s"]
 
     def eager(self, head: str, best: int) -> None:
         for batch in sorted({1, best}):
@@ -189,22 +196,22 @@ class Bench:
                 time_calls(lambda b=batch: self.torch_head(head, b), batch, self.args.seconds),
             )
 
-    async def served(self, head: str, max_batch: int) -> None:
-        for concurrency in self.args.concurrency:
-            for label, size in (("request-at-a-time", 1), ("micro-batched", max_batch)):
-                batcher: MicroBatcher[int, object] = MicroBatcher(
-                    lambda idx: self._batch_fn(head, idx),
-                    max_batch=size,
-                    max_delay_ms=self.args.max_delay_ms,
-                )
-                result = await closed_loop(
-                    lambda i, b=batcher: b.submit(i % len(self.pins)),
-                    concurrency,
-                    self.args.seconds,
-                )
-                await batcher.close()
-                result["mean_batch"] = batcher.stats.mean_batch
-                self.record(f"{head} | MicroBatcher {label} | conc {concurrency}", result)
+    async def served(self, head: str, label: str, size: int, concurrency: int) -> float:
+        batcher: MicroBatcher[int, object] = MicroBatcher(
+            lambda idx: self._batch_fn(head, idx),
+            max_batch=size,
+            max_delay_ms=self.args.max_delay_ms,
+        )
+        await batcher.submit(0)  # warm-up outside the window
+        before_items, before_batches = batcher.stats.items, batcher.stats.batches
+        result = await closed_loop(
+            lambda i: batcher.submit(i % len(self.pins)), concurrency, self.args.seconds
+        )
+        await batcher.close()
+        batches = batcher.stats.batches - before_batches
+        result["mean_batch"] = (batcher.stats.items - before_items) / max(batches, 1)
+        self.record(f"{head} | MicroBatcher {label} | conc {concurrency}", result)
+        return result["items_per_s"]
 
     def _batch_fn(self, head: str, indices: list[int]) -> list[object]:
         out = self.run_head(head, self.pixels[indices], len(indices))
@@ -222,7 +229,9 @@ class Bench:
 
     def best_batch(self, head: str) -> tuple[int, float]:
         rates = {
-            b: median_of(self.rows[f"{head} | onnxruntime direct | batch {b}"])["items_per_s"]
+            b: median_of(self.rows[f"{head} | sweep: onnxruntime direct | batch {b}"])[
+                "items_per_s"
+            ]
             for b in self.args.batches
         }
         best = max(rates, key=lambda b: rates[b])
@@ -235,7 +244,7 @@ def main() -> None:
     parser.add_argument("--provider", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8, 16, 32, 64])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 8, 16, 32])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 64])
     parser.add_argument("--max-batch", type=int, default=0, help="0: the best raw batch size")
     parser.add_argument("--max-delay-ms", type=float, default=2.0)
@@ -243,34 +252,50 @@ def main() -> None:
     args = parser.parse_args()
 
     bench = Bench(args)
-    for _ in range(args.repeats):  # interleaved repeats: background load hits every row alike
-        for head in HEADS:
-            bench.raw(head)
-    best = {head: bench.best_batch(head) for head in HEADS}
+    # Phase 1: sweep batch sizes (interleaved repeats) to find each head's best batch.
     for _ in range(args.repeats):
         for head in HEADS:
-            max_batch = args.max_batch or best[head][0]
+            bench.raw(head)
+    best = {head: bench.best_batch(head)[0] for head in HEADS}
+    # Phase 2: per repeat and head, measure the limit and every served row back to back, so the
+    # ratios compare figures taken under the same background load; report median ratios.
+    top = max(args.concurrency)
+    ratios: dict[str, dict[str, list[float]]] = {
+        h: {"micro_vs_limit": [], "micro_vs_request_at_a_time": [], "raw_batching_gain": []}
+        for h in HEADS
+    }
+    for _ in range(args.repeats):
+        for head in HEADS:
+            max_batch = args.max_batch or best[head]
+            limit = bench.limit(head, best[head])
+            raw1 = bench.limit(head, 1)
             if not args.no_torch:
-                bench.eager(head, best[head][0])
-            asyncio.run(bench.served(head, max_batch))
-        asyncio.run(bench.service(args.max_batch or best["pin"][0]))
+                bench.eager(head, best[head])
+            rates: dict[tuple[str, int], float] = {}
+            for concurrency in args.concurrency:
+                for label, size in (("request-at-a-time", 1), ("micro-batched", max_batch)):
+                    rates[label, concurrency] = asyncio.run(
+                        bench.served(head, label, size, concurrency)
+                    )
+            micro = rates["micro-batched", top]
+            ratios[head]["micro_vs_limit"].append(micro / limit)
+            ratios[head]["micro_vs_request_at_a_time"].append(
+                micro / rates["request-at-a-time", top]
+            )
+            ratios[head]["raw_batching_gain"].append(limit / raw1)
+        asyncio.run(bench.service(args.max_batch or best["pin"]))
 
     table = {name: median_of(runs) for name, runs in bench.rows.items()}
-    summary: dict[str, dict[str, float]] = {}
-    top = max(args.concurrency)
-    for head in HEADS:
-        limit = best[head][1]
-        micro = table[f"{head} | MicroBatcher micro-batched | conc {top}"]["items_per_s"]
-        single = table[f"{head} | MicroBatcher request-at-a-time | conc {top}"]["items_per_s"]
-        raw1 = table[f"{head} | onnxruntime direct | batch 1"]["items_per_s"]
-        summary[head] = {
-            "limit_items_per_s": limit,
-            "limit_batch": best[head][0],
-            "micro_vs_limit": micro / limit,
-            "micro_vs_request_at_a_time": micro / single,
-            "raw_batching_gain": limit / raw1,
+    summary: dict[str, dict[str, float]] = {
+        head: {
+            "limit_batch": best[head],
+            "limit_items_per_s": table[f"{head} | limit: onnxruntime direct | batch {best[head]}"][
+                "items_per_s"
+            ],
+            **{key: statistics.median(values) for key, values in ratios[head].items()},
         }
-
+        for head in HEADS
+    }
     print(f"\n{'row':64} {'items/s':>9} {'p50 ms':>9} {'p99 ms':>9} {'batch':>6}")
     for name, row in table.items():
         batch = f"{row['mean_batch']:.1f}" if "mean_batch" in row else ""
