@@ -8,7 +8,7 @@ ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP := $(VENV)/.installed-$(ORT_EXTRA)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test lint bench services-up services-down clean
+.PHONY: venv demo test test-integration lint bench services-up services-down services-status clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,11 +25,20 @@ demo: venv
 	$(BIN)/pinclip demo
 
 # Starts the real services, runs every test, and stops the services even when tests fail.
+# Services that were already running before `make test` are left running (a developer's own).
 test: venv
-	@$(BIN)/pinclip services up
-	@trap '$(BIN)/pinclip services down' EXIT; \
-	eval "$$($(BIN)/pinclip services env)"; \
+	@if $(BIN)/pinclip services status >/dev/null 2>&1; then \
+	  echo "services already running: leaving them up afterwards"; \
+	else \
+	  trap '$(BIN)/pinclip services down' EXIT; \
+	fi; \
+	$(BIN)/pinclip services up && \
+	eval "$$($(BIN)/pinclip services env)" && \
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Integration tests only, against services you started with `make services-up`.
+test-integration: venv
+	@eval "$$($(BIN)/pinclip services env)" && $(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -44,6 +53,9 @@ services-up: venv
 
 services-down: venv
 	$(BIN)/pinclip services down
+
+services-status: venv
+	$(BIN)/pinclip services status
 
 clean:
 	-$(BIN)/pinclip services down

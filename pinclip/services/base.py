@@ -18,7 +18,7 @@ Report = Callable[[str], None]
 
 # Readiness probes poll while services boot: the clients' connection chatter is noise there.
 for _noisy in ("kafka", "neo4j", "pymilvus"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
+    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 
 class ServiceError(RuntimeError):
@@ -42,6 +42,7 @@ class Service(abc.ABC):
         self.dir: Path = config.resolved_state_dir() / self.name
         self.pid_file = self.dir / "pid.json"
         self.log_file = self.dir / "logs" / f"{self.name}.out"
+        self.last_probe_error = ""
 
     # --- what each service defines ------------------------------------------------------------
     @abc.abstractmethod
@@ -119,7 +120,8 @@ class Service(abc.ABC):
                 )
             time.sleep(0.5)
         raise ServiceError(
-            f"{self.name} not ready after {self.config.start_timeout_s:.0f}s. Last log lines "
+            f"{self.name} not ready after {self.config.start_timeout_s:.0f}s "
+            f"(last probe error: {self.last_probe_error or 'none'}). Last log lines "
             f"({self.log_file}):\n{self.log_tail()}"
         )
 

@@ -45,12 +45,14 @@ class MilvusServerService(Service):
 
         try:
             client = MilvusClient(uri=self.address(), timeout=3)
-        except Exception:  # pymilvus raises its own and grpc errors while the server boots
+        except Exception as exc:  # pymilvus raises its own and grpc errors while booting
+            self.last_probe_error = repr(exc)
             return False
         try:
-            client.list_collections()
+            client.list_collections(timeout=3)
             return True
-        except Exception:
+        except Exception as exc:
+            self.last_probe_error = repr(exc)
             return False
         finally:
             client.close()

@@ -30,6 +30,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_bindable(port: int, timeout_s: float = 120.0) -> bool:
+    """Milvus binds without SO_REUSEADDR: right after a stop, connections in TIME_WAIT keep the
+    port unbindable for up to a minute, and the package would silently move to the next port."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with socket.socket() as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+                return True
+            except OSError:
+                if time.monotonic() > deadline:
+                    return False
+        time.sleep(1.0)
+
+
 def etcd_config(data_dir: Path, client_port: int, peer_port: int) -> str:
     """Embedded etcd otherwise binds the fixed ports 2379/2380, so a second Milvus on the same
     machine (another checkout, another developer) would panic at start."""
@@ -77,7 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     config.glog_conf_file = str(Path(milvus.__file__).parent / "data" / "glog.conf")
     server = MilvusServer(config, wait_for_started=False)
     server.set_base_dir(str(data_dir))
-    server.listen_port = args.port
+    # pinned (in `configs`): a busy port is an error, never a silent move to the next one
+    config.update(proxy_port=args.port)
+    if not wait_until_bindable(args.port):
+        print(f"port {args.port} stayed unbindable", file=sys.stderr, flush=True)
+        return 1
     # its health/metrics port defaults to 9091 and "moves up" when taken — onto Kafka's 9092
     server.webservice_port = free_port()
     stop_requested = threading.Event()
