@@ -148,3 +148,16 @@ def test_in_ci_only_docker_and_gpu_tests_may_skip() -> None:
         SkippedTest("t::docker", frozenset({"docker", "integration"}), "no engine"),
     ]
     assert [s.nodeid for s in fixtures.forbidden_skips(skipped)] == ["t::kafka"]
+
+
+def test_milvus_waits_for_its_port_instead_of_moving() -> None:
+    import socket
+
+    from pinclip.services.milvus_server import wait_until_bindable
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        assert wait_until_bindable(port, timeout_s=0) is False
+    assert wait_until_bindable(port, timeout_s=5) is True
