@@ -4,7 +4,6 @@ for REAL readiness (the client protocol answering, not just an open port) and an
 from __future__ import annotations
 
 import abc
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -15,10 +14,6 @@ from pinclip.services import process
 from pinclip.services.config import ServicesConfig
 
 Report = Callable[[str], None]
-
-# Readiness probes poll while services boot: the clients' connection chatter is noise there.
-for _noisy in ("kafka", "neo4j", "pymilvus"):
-    logging.getLogger(_noisy).setLevel(logging.ERROR)
 
 
 class ServiceError(RuntimeError):
