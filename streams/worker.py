@@ -210,15 +210,20 @@ class PinWorker:
         embedded, failed = combine_embeddings(ready, dict(zip(targets, per_version, strict=True)))
         dead.extend(failed)
         plan = plan_pin_writes(embedded)
+        # Milvus and Neo4j are written concurrently (independent stores, both idempotent); the
+        # batch counts as done only when both returned. A row Milvus refuses as invalid is
+        # dead-lettered; its graph node stays (valid content, re-embeddable by a backfill).
+        graph_write = asyncio.ensure_future(self.writer.write_pins(plan.nodes, plan.saves))
+        vector_results = await asyncio.gather(
+            *(self.writer.write_vectors(v, rows) for v, rows in plan.vectors.items())
+        )
+        await graph_write
         refused: set[str] = set()
-        for version, rows in plan.vectors.items():
-            for row, error in await self.writer.write_vectors(version, rows):
+        for refusals in vector_results:
+            for row, error in refusals:
                 refused.add(row.pin_id)
                 record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
                 dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
-        nodes = [n for n in plan.nodes if n.pin_id not in refused]
-        saves = [s for s in plan.saves if s.pin_id not in refused]
-        await self.writer.write_pins(nodes, saves)
         now = utc_now()
         events = [
             pin_embedded_event(e.pin, e.vectors.keys(), now)
