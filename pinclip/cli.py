@@ -28,6 +28,20 @@ def _register() -> None:
     from pinclip.commands_train import register as register_train
 
     register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
+    app.command("demo")(demo)
+
+
+def demo(
+    pins: int = typer.Option(1200, help="Pins in the generated dataset."),
+    train_steps: int = typer.Option(300, help="Training steps for the demo model (first run)."),
+    rate: float = typer.Option(200.0, help="Events produced per second."),
+    keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),
+) -> None:
+    """Local end-to-end run: services, dataset, model, stream, similar pins for new pins."""
+    from pinclip.demo import DemoOptions, run_demo
+
+    opts = DemoOptions(pins=pins, train_steps=train_steps, rate=rate, keep_services=keep_services)
+    run_demo(get_settings(), opts)
 
 
 def main() -> None:
