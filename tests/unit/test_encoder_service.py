@@ -100,11 +100,15 @@ async def test_hot_swap_under_load_drops_nothing_and_labels_every_result(model_d
         while not stop.is_set():
             results.append(await svc.embed(content))
 
+    async def until(count: int) -> None:
+        while len(results) < count:
+            await asyncio.sleep(0.005)
+
     clients = [asyncio.create_task(client()) for _ in range(16)]
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(until(32), timeout=60)  # load is flowing on version 1
     assert await svc.swap(new_dir) == 2
     after_swap = len(results)
-    await asyncio.sleep(0.2)
+    await asyncio.wait_for(until(after_swap + 64), timeout=60)
     stop.set()
     await asyncio.gather(*clients)  # no client saw an error
     await svc.close()
