@@ -149,3 +149,20 @@ def test_lazy_loading_matches_the_full_graph_and_fetches_each_node_once() -> Non
 def test_walk_params_reject_nonsense(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         WalkParams(**kwargs)  # type: ignore[arg-type]
+
+
+def test_in_memory_walks_do_not_load_the_neo4j_driver() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from graph_store.walks import BipartiteGraph, WalkParams, walk_neighbors\n"
+        "import graph_store\n"
+        "g = BipartiteGraph.from_saves([('a', 'b'), ('c', 'b')])\n"
+        "assert walk_neighbors(g, ['a'], WalkParams(), seed=0)['a'][0].pin_id == 'c'\n"
+        "assert 'neo4j' not in sys.modules, 'neo4j was imported'\n"
+        "graph_store.GraphStore\n"
+        "assert 'neo4j' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
