@@ -109,3 +109,58 @@ def test_default_config_uses_real_minilm_semantics() -> None:
     similarity = text @ text.T
     # Untrained heads keep the pretrained geometry: dessert is closer to dessert than to bikes.
     assert similarity[0, 1] > similarity[0, 2]
+
+
+def test_local_hf_checkpoints_replace_both_towers(tmp_path: Path) -> None:
+    """Any local transformers checkpoint can stand in for a tower, and the saved model
+    directory reloads without it."""
+    from transformers import BertConfig, BertModel, ViTConfig, ViTModel
+
+    from encoder.tokenizer import build_char_tokenizer
+
+    torch.manual_seed(3)
+    vit_dir, bert_dir = tmp_path / "vit", tmp_path / "bert"
+    ViTModel(
+        ViTConfig(
+            image_size=48,
+            patch_size=16,
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+        )
+    ).save_pretrained(vit_dir)
+    tokenizer = build_char_tokenizer()
+    BertModel(
+        BertConfig(
+            vocab_size=tokenizer.get_vocab_size(),
+            hidden_size=40,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=80,
+            max_position_embeddings=64,
+        )
+    ).save_pretrained(bert_dir)
+    tokenizer.save(str(bert_dir / "tokenizer.json"))
+
+    config = PinClipConfig.tiny()
+    config.vision.image_size = 48
+    config.vision.pretrained_path = str(vit_dir)
+    config.text.pretrained = str(bert_dir)
+    model = PinClipModel(config).eval()
+    assert model.vision.config.hidden_size == 24 and model.text.config.hidden_size == 40
+    # The checkpoint's weights were loaded, not freshly initialised.
+    reference = ViTModel.from_pretrained(vit_dir)
+    torch.testing.assert_close(
+        model.vision.embeddings.patch_embeddings.projection.weight,
+        reference.embeddings.patch_embeddings.projection.weight,
+    )
+
+    model.save(tmp_path / "model")
+    for directory in (vit_dir, bert_dir):
+        for path in directory.iterdir():
+            path.unlink()
+    loaded = PinClipModel.load(tmp_path / "model")
+    pixels, ids, mask = _inputs(model, ["lamp", "sofa"])
+    with torch.no_grad():
+        assert torch.equal(model(pixels, ids, mask).pin, loaded(pixels, ids, mask).pin)
