@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from prometheus_client import generate_latest
 
 from encoder.preprocess import ImageRejected
 from streams.config import Topics, WorkerConfig
@@ -182,6 +183,9 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     from streams.content import load_image_bytes
 
     assert load_image_bytes(stored) == png((0, 0, 255))
+    exposed = generate_latest().decode()
+    assert 'pinclip_dlq_total{reason="bad_json",stage="parse"}' in exposed
+    assert 'pinclip_freshness_seconds_count{consistency="Strong"}' in exposed
     await worker.close()
 
 
