@@ -120,3 +120,14 @@ async def test_hot_swap_under_load_drops_nothing_and_labels_every_result(model_d
         assert r.pin is not None
         np.testing.assert_allclose(r.pin, expected[r.version], atol=1e-5)
     assert svc.version == 2
+
+
+async def test_failed_swap_keeps_serving_the_old_version(model_dirs, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    async with EncoderService.load(model_dirs[0], max_delay_ms=1) as svc:
+        with pytest.raises(ValueError):
+            await svc.swap(broken)
+        result = await svc.embed(PinContent("still", "here", _jpeg(5)))
+    assert result.version == 1 and svc.version == 1
