@@ -147,12 +147,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         index_wait_s = time.perf_counter() - started
 
         store.search(queries[0], k=args.k)  # warm-up: first search may load/compile
-        latencies, found = [], []
-        for query in queries:
-            t = time.perf_counter()
-            hits = store.search(query, k=args.k)
-            latencies.append(time.perf_counter() - t)
-            found.append({int(h.pin_id[1:]) for h in hits})
+        # Two passes: the first right after the fill (milvus-lite compacts and re-indexes in a
+        # background thread of this very process then), the second at steady state.
+        passes: list[list[float]] = []
+        for _ in range(2):
+            latencies, found = [], []
+            for query in queries:
+                t = time.perf_counter()
+                hits = store.search(query, k=args.k)
+                latencies.append(time.perf_counter() - t)
+                found.append({int(h.pin_id[1:]) for h in hits})
+            passes.append(latencies)
         filtered = []
         for query in queries[:100]:
             t = time.perf_counter()
@@ -182,8 +187,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "index_wait_s": index_wait_s,
             "indexed_rows_at_search": indexed,
             "total_rows_at_search": total,
-            "search_p50_ms": percentile_ms(latencies, 50),
-            "search_p99_ms": percentile_ms(latencies, 99),
+            "search_first_pass_p50_ms": percentile_ms(passes[0], 50),
+            "search_first_pass_p99_ms": percentile_ms(passes[0], 99),
+            "search_p50_ms": percentile_ms(passes[1], 50),
+            "search_p99_ms": percentile_ms(passes[1], 99),
             "filtered_search_p50_ms": percentile_ms(filtered, 50),
             "filtered_search_p99_ms": percentile_ms(filtered, 99),
             "search_by_pin_p50_ms": percentile_ms(by_pin, 50),
@@ -215,6 +222,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             "index build wait (s)",
             f"{result['index_wait_s']:.1f} ({result['indexed_rows_at_search']}"
             f"/{result['total_rows_at_search']} rows indexed)",
+        ),
+        (
+            "search 1st pass p50 / p99 (ms)",
+            f"{result['search_first_pass_p50_ms']:.2f} / {result['search_first_pass_p99_ms']:.2f}",
         ),
         ("search p50 / p99 (ms)", f"{result['search_p50_ms']:.2f} / {result['search_p99_ms']:.2f}"),
         (
