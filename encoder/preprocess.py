@@ -131,7 +131,10 @@ def _decode_failure(exc: Exception) -> str:
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
-    """Transparent pixels become white (how pins are displayed), then drop alpha."""
+    """Transparent pixels become white (how pins are displayed), then drop alpha; 16-bit
+    greyscale is scaled to 8 bits (Pillow would clip it)."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        image = image.convert("I").point(lambda value: value * (1 / 256)).convert("L")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):

@@ -86,6 +86,14 @@ def test_transparent_pixels_become_white() -> None:
     np.testing.assert_allclose(array[:, 10, 10], white, atol=1e-5)
 
 
+def test_sixteen_bit_greyscale_matches_its_eight_bit_version() -> None:
+    ramp = np.tile(np.linspace(0, 65535, 64).astype(np.uint16), (64, 1))
+    sixteen = PRE.load(_encode(Image.fromarray(ramp), "PNG"))
+    eight = PRE.load(_encode(Image.fromarray((ramp // 256).astype(np.uint8)), "PNG"))
+    np.testing.assert_allclose(sixteen, eight, atol=0.05)
+    assert sixteen.max() - sixteen.min() > 3  # a real ramp, not clipped to white
+
+
 def test_same_bytes_give_identical_arrays() -> None:
     data = _encode(_noise(123, 77, seed=3), "JPEG", quality=85)
     assert np.array_equal(PRE.load(data), PRE.load(data))
