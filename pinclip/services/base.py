@@ -4,9 +4,11 @@ for REAL readiness (the client protocol answering, not just an open port) and an
 from __future__ import annotations
 
 import abc
+import contextlib
+import logging
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +91,8 @@ class Service(abc.ABC):
         if busy:
             raise ServiceError(
                 f"{self.name}: port(s) {busy} on {self.config.host} are in use by another "
-                f"process; stop it or choose other ports (see `pinclip services --help`)."
+                f"process; stop it or choose other ports with PINCLIP_SERVICES_*_PORT "
+                "(docs/services.md)."
             )
         self.prepare(report)
         report(f"{self.name}: starting")
@@ -153,6 +156,21 @@ class Service(abc.ABC):
         if self.is_running():
             raise ServiceError(f"{self.name} is running; stop it first")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str) -> Iterator[None]:
+    """Readiness probes poll while a service boots: the client's connection errors are expected
+    there and would bury the progress lines. Levels are restored afterwards."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def java_or_fail() -> str:

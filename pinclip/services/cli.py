@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated
 
 import typer
@@ -14,14 +13,6 @@ from pinclip.services.base import ServiceError
 from pinclip.services.config import ServicesConfig
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-
-
-@app.callback()
-def _quiet_clients() -> None:
-    """Readiness probes poll while services boot: the clients' connection chatter is noise
-    (only in this command: tests importing the fixtures keep the clients' logs)."""
-    for name in ("kafka", "neo4j", "pymilvus"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
 err = Console(stderr=True)

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 from pinclip.services import maven
-from pinclip.services.base import Report, Service, ServiceError, java_or_fail
+from pinclip.services.base import Report, Service, ServiceError, java_or_fail, quiet_loggers
 
 SLF4J_RELOAD4J = maven.Artifact("org.slf4j", "slf4j-reload4j", "1.7.36")
 
@@ -149,21 +149,24 @@ class KafkaService(Service):
         from kafka import KafkaConsumer
         from kafka.errors import KafkaError
 
-        try:
-            consumer = KafkaConsumer(
-                bootstrap_servers=self.address(),
-                request_timeout_ms=3000,
-                connections_max_idle_ms=5000,
-            )
-        except (KafkaError, OSError, ValueError):
-            return False
-        try:
-            consumer.topics()
-            return True
-        except (KafkaError, OSError):
-            return False
-        finally:
-            consumer.close()
+        with quiet_loggers("kafka"):
+            try:
+                consumer = KafkaConsumer(
+                    bootstrap_servers=self.address(),
+                    request_timeout_ms=3000,
+                    connections_max_idle_ms=5000,
+                )
+            except (KafkaError, OSError, ValueError) as exc:
+                self.last_probe_error = repr(exc)
+                return False
+            try:
+                consumer.topics()
+                return True
+            except (KafkaError, OSError) as exc:
+                self.last_probe_error = repr(exc)
+                return False
+            finally:
+                consumer.close()
 
     def env(self) -> dict[str, str]:
         return {"PINCLIP_KAFKA_BOOTSTRAP": self.address()}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from pinclip.services import process
-from pinclip.services.base import Report, Service
+from pinclip.services.base import Report, Service, quiet_loggers
 
 TEST_URI_VAR = "PINCLIP_TEST_MILVUS_SERVER_URI"
 
@@ -44,7 +44,8 @@ class MilvusServerService(Service):
         from pymilvus import MilvusClient
 
         try:
-            client = MilvusClient(uri=self.address(), timeout=3)
+            with quiet_loggers("pymilvus"):
+                client = MilvusClient(uri=self.address(), timeout=3)
         except Exception as exc:  # pymilvus raises its own and grpc errors while booting
             self.last_probe_error = repr(exc)
             return False

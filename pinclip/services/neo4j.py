@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pinclip.services import maven
-from pinclip.services.base import Report, Service, java_or_fail
+from pinclip.services.base import Report, Service, java_or_fail, quiet_loggers
 
 # The stock launcher passes these; Neo4j's off-heap memory tracking needs them on Java 17.
 ADD_OPENS = [
@@ -88,14 +88,19 @@ class Neo4jService(Service):
         from neo4j.exceptions import Neo4jError, ServiceUnavailable
 
         try:
-            with GraphDatabase.driver(
-                self.address(), auth=None, connection_timeout=2.0, max_connection_lifetime=10
-            ) as driver:
+            with (
+                quiet_loggers("neo4j"),
+                GraphDatabase.driver(
+                    self.address(), auth=None, connection_timeout=2.0, max_connection_lifetime=10
+                ) as driver,
+            ):
                 records, _, _ = driver.execute_query("RETURN 1 AS ok")
                 return bool(records) and records[0]["ok"] == 1
-        except (ServiceUnavailable, Neo4jError, OSError):
+        except (ServiceUnavailable, Neo4jError, OSError) as exc:
+            self.last_probe_error = repr(exc)
             return False
-        except Exception:  # the driver raises assorted errors while the server boots
+        except Exception as exc:  # the driver raises assorted errors while the server boots
+            self.last_probe_error = repr(exc)
             return False
 
     def env(self) -> dict[str, str]:
