@@ -51,7 +51,12 @@ class _LoadedVersion:
     """One model version with its preprocessors and batchers, and a count of users."""
 
     def __init__(
-        self, encoder: OnnxEncoder, max_batch: int, max_delay_ms: float, max_queue: int
+        self,
+        encoder: OnnxEncoder,
+        max_batch: int,
+        max_delay_ms: float,
+        max_queue: int,
+        batch_workers: int,
     ) -> None:
         self.encoder = encoder
         self.version = encoder.version
@@ -59,13 +64,18 @@ class _LoadedVersion:
         self.text_pre = encoder.text_preprocessor()
         name = f"encoder-v{self.version}"
         self.pins: MicroBatcher[_PinItem, PinEmbedding] = MicroBatcher(
-            self._run_pins, max_batch, max_delay_ms, max_queue, name=f"{name}-pin"
+            self._run_pins, max_batch, max_delay_ms, max_queue, batch_workers, name=f"{name}-pin"
         )
         self.images: MicroBatcher[np.ndarray, PinEmbedding] = MicroBatcher(
-            self._run_images, max_batch, max_delay_ms, max_queue, name=f"{name}-image"
+            self._run_images,
+            max_batch,
+            max_delay_ms,
+            max_queue,
+            batch_workers,
+            name=f"{name}-image",
         )
         self.texts: MicroBatcher[str, PinEmbedding] = MicroBatcher(
-            self._run_texts, max_batch, max_delay_ms, max_queue, name=f"{name}-text"
+            self._run_texts, max_batch, max_delay_ms, max_queue, batch_workers, name=f"{name}-text"
         )
         self.in_flight = 0
         self.idle = asyncio.Event()
@@ -114,9 +124,11 @@ class EncoderService:
         request_timeout_s: float | None = None,
         decode_threads: int = 2,
         provider: str = "auto",
+        batch_workers: int = 1,
     ) -> None:
-        """`decode_threads` decode images beside the model thread (Pillow releases the GIL)."""
-        self._batching = (max_batch, max_delay_ms, max_queue)
+        """`decode_threads` decode images beside the model thread (Pillow releases the GIL);
+        `batch_workers` > 1 keeps several batches in flight (GPU: overlap copies and compute)."""
+        self._batching = (max_batch, max_delay_ms, max_queue, batch_workers)
         self._provider = provider
         self._timeout = request_timeout_s
         self._decode_pool = ThreadPoolExecutor(decode_threads, thread_name_prefix="decode")
@@ -134,10 +146,18 @@ class EncoderService:
         request_timeout_s: float | None = None,
         decode_threads: int = 2,
         provider: str = "auto",
+        batch_workers: int = 1,
     ) -> EncoderService:
         encoder = OnnxEncoder.load(model_dir, provider=provider)
         return cls(
-            encoder, max_batch, max_delay_ms, max_queue, request_timeout_s, decode_threads, provider
+            encoder,
+            max_batch,
+            max_delay_ms,
+            max_queue,
+            request_timeout_s,
+            decode_threads,
+            provider,
+            batch_workers,
         )
 
     @property

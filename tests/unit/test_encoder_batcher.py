@@ -152,3 +152,14 @@ async def test_event_loop_stays_free_while_a_batch_runs() -> None:
 def test_invalid_sizes_are_refused() -> None:
     with pytest.raises(ValueError):
         MicroBatcher(Recorder(), max_batch=0)
+
+
+async def test_two_workers_run_two_batches_at_once() -> None:
+    both_inside = threading.Barrier(2, timeout=5)  # breaks (raises) unless two batches overlap
+
+    def fn(items: list[str]) -> list[str]:
+        both_inside.wait()
+        return items
+
+    async with MicroBatcher(fn, max_batch=1, max_delay_ms=0, workers=2) as batcher:
+        assert await asyncio.gather(batcher.submit("a"), batcher.submit("b")) == ["a", "b"]
