@@ -1,6 +1,6 @@
 """Freshness: event → searchable latency and the highest sustained rate of the whole pipeline.
 
-    .venv/bin/python bench/freshness.py                      # default model, ~4-6 minutes
+    .venv/bin/python bench/freshness.py                      # default model, ~5-7 minutes
     .venv/bin/python bench/freshness.py --config tiny --seconds 8   # smoke run
 
 On real Kafka + Neo4j + Milvus (PINCLIP_* / `pinclip services env`):
@@ -166,12 +166,12 @@ def run_rate(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--config", choices=["default", "tiny"], default="default")
-    parser.add_argument("--seconds", type=float, default=20.0, help="production window per rate")
+    parser.add_argument("--seconds", type=float, default=15.0, help="production window per rate")
     parser.add_argument(
         "--fractions",
         type=float,
         nargs="+",
-        default=[0.25, 0.5, 0.7, 0.85, 1.0],
+        default=[0.25, 0.5, 0.7, 0.85, 1.0, 1.15],
         help="rates to try, as fractions of the raw pin-head limit",
     )
     parser.add_argument("--rates", type=float, nargs="*", help="absolute rates instead")
@@ -199,6 +199,7 @@ def main() -> None:
     images = image_pool(tmp / "images")
     limit = raw_pin_limit(tmp / "registry" / "v1", images, seconds=2.0)
     print(f"raw pin-head limit: {limit['pins_per_s']:.1f} pins/s (batch {int(limit['batch'])})")
+    limit_before = dict(limit)
     rates = args.rates or [round(f * limit["pins_per_s"], 1) for f in args.fractions]
 
     config = WorkerConfig(
@@ -246,6 +247,11 @@ def main() -> None:
         with GraphStore(args.neo4j) as gs:
             gs.delete_by_prefix(f"{tag}-")
 
+    # The cores are shared: measure the limit again after the rates and compare against the
+    # better of the two (the stricter yardstick for the pipeline).
+    limit_after = raw_pin_limit(tmp / "registry" / "v1", images, seconds=2.0)
+    limit = max(limit_before, limit_after, key=lambda m: m["pins_per_s"])
+    print(f"raw pin-head limit after the rates: {limit_after['pins_per_s']:.1f} pins/s")
     sustained = [r["rate"] for r in rows if r["sustained"]]
     best = max(sustained, default=0.0)
     half = min(rows, key=lambda r: abs(r["rate"] - limit["pins_per_s"] / 2)) if rows else None
@@ -285,6 +291,8 @@ def main() -> None:
                 "consistency": args.consistency,
                 "model": args.config,
                 "raw_limit": limit,
+                "raw_limit_before": limit_before,
+                "raw_limit_after": limit_after,
                 "rows": rows,
                 "summary": summary,
             },

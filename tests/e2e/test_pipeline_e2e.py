@@ -7,12 +7,14 @@ replays every event with a fresh consumer group. The tests assert what each stag
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from kafka.admin import KafkaAdminClient
 
@@ -56,7 +58,14 @@ class Run:
     first: dict[str, Any] = field(default_factory=dict)
     replay: dict[str, Any] = field(default_factory=dict)
     progress: StreamProgress | None = None
+    metrics: str = ""
     crashed_after: int = 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def malformed_events(prefix: str, tmp: Path, template: dict[str, Any]) -> list[tuple[bytes, str]]:
@@ -112,7 +121,7 @@ def run(
         max_image_bytes=MAX_IMAGE_BYTES,
         image_fetch_timeout_s=3.0,
         state_dir=tmp / "state",
-        metrics_port=None,
+        metrics_port=free_port(),
     )
     state = Run(config, prefix, dim)
     gen = SyntheticStream(prefix, tmp / "images", seed=7, inline_fraction=0.3)
@@ -145,6 +154,7 @@ def run(
             )
             # repins are a separate agent: wait until the graph has every edge
             wait_for_graph_edges(config, state, progress)
+            state.metrics = httpx.get(f"http://127.0.0.1:{config.metrics_port}/metrics").text
         state.first = snapshot(config, state)
 
         # Phase 2: replay every event — a fresh consumer group reads both topics from offset 0.
@@ -278,3 +288,13 @@ def test_replaying_every_event_creates_no_duplicates(run: Run) -> None:
     assert run.replay["graph_pins"] == run.first["graph_pins"] == N_PINS
     assert run.replay["graph_saves"] == run.first["graph_saves"]
     assert run.replay["boards"] == run.first["boards"]
+
+
+def test_worker_exposes_prometheus_metrics(run: Run) -> None:
+    text = run.metrics
+    created = run.config.topics.created
+    assert f'pinclip_consumer_lag{{partition="0",topic="{created}"}}' in text
+    assert 'pinclip_events_in_total{type="new_pin"}' in text
+    assert 'pinclip_events_in_total{type="repin"}' in text  # repins came after the restart
+    assert 'pinclip_freshness_seconds_bucket{consistency="Strong",le="1.0"}' in text
+    assert "pinclip_encode_seconds_count" in text and "pinclip_batch_size_count" in text
