@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -86,12 +87,16 @@ def test_unknown_service_names_are_refused(tmp_path: Path) -> None:
 
 def test_stop_signals_only_a_process_whose_command_line_matches(tmp_path: Path) -> None:
     marker = str(tmp_path / "marker")
-    pid = process.spawn(
-        [sys.executable, "-c", "import time, sys; time.sleep(60)", marker],
-        tmp_path / "out.log",
-        cwd=tmp_path,
-    )
+    log = tmp_path / "out.log"
+    child = "import time; print('ready', flush=True); time.sleep(60)"
+    pid = process.spawn([sys.executable, "-c", child, marker], log, cwd=tmp_path)
     try:
+        for _ in range(300):  # wait for the interpreter to be up (bounded), not a timing check
+            if "ready" in log.read_text() or not process.is_alive(pid):
+                break
+            time.sleep(0.05)
+        assert process.is_alive(pid), f"child died: {log.read_text()}"
+
         impostor = process.ProcessRecord(pid=pid, marker="somebody-else")
         assert process.stop(impostor) is True  # "not ours": nothing signalled
         assert process.is_alive(pid)
@@ -99,7 +104,7 @@ def test_stop_signals_only_a_process_whose_command_line_matches(tmp_path: Path) 
         ours = process.ProcessRecord(pid=pid, marker=marker)
         ours.save(tmp_path / "pid.json")
         assert process.ProcessRecord.load(tmp_path / "pid.json") == ours
-        assert process.is_ours(ours)
+        assert process.is_ours(ours), process.command_line(pid)
         assert process.stop(ours, grace_s=10) is True
         assert not process.is_alive(pid)
     finally:
