@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,9 @@ def test_fixtures_prefer_environment_variables() -> None:
         (fixtures.milvus_server_uri, "PINCLIP_TEST_MILVUS_SERVER_URI"),
     ],
 )
-def test_without_env_or_docker_the_reason_names_what_is_missing(resolve, variable) -> None:  # type: ignore[no-untyped-def]
+def test_without_env_or_docker_the_reason_names_what_is_missing(
+    resolve: Callable[..., fixtures.Provided], variable: str
+) -> None:
     with pytest.raises(fixtures.Unavailable) as info:
         resolve({}, docker=lambda: False)
     assert variable in str(info.value)
@@ -166,3 +169,21 @@ def test_milvus_waits_for_its_port_instead_of_moving() -> None:
         port = holder.getsockname()[1]
         assert wait_until_bindable(port, timeout_s=0) is False
     assert wait_until_bindable(port, timeout_s=5) is True
+
+
+def test_ports_and_state_dir_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PINCLIP_SERVICES_KAFKA_PORT", "29999")
+    monkeypatch.setenv("PINCLIP_SERVICES_STATE_DIR", str(tmp_path))
+    config = ServicesConfig.model_validate({})
+    kafka = manager.build_services(config, ["kafka"])[0]
+    assert kafka.address() == "127.0.0.1:29999"
+    assert kafka.dir == tmp_path.resolve() / "kafka"
+
+
+def test_cache_dir_honours_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pinclip.services.config import default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "pinclip"
