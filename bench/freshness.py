@@ -189,6 +189,8 @@ def main() -> None:
     parser.add_argument("--batch-max", type=int, default=64, help="events per take() batch")
     args = parser.parse_args()
 
+    from kafka.admin import KafkaAdminClient
+
     from graph_store import GraphStore
     from vector_store import VectorStore
 
@@ -246,6 +248,9 @@ def main() -> None:
         vs.close()
         with GraphStore(args.neo4j) as gs:
             gs.delete_by_prefix(f"{tag}-")
+        admin = KafkaAdminClient(bootstrap_servers=args.kafka)
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
+        admin.close()
 
     # The cores are shared: measure the limit again after the rates and compare against the
     # better of the two (the stricter yardstick for the pipeline).
