@@ -136,7 +136,7 @@ def test_plan_pin_writes_builds_node_first_save_and_one_row_per_version() -> Non
     ]
     assert sorted(plan.vectors) == [3, 4]
     row = plan.vectors[4][1]
-    assert (row.pin_id, row.model_version, row.board_ids) == ("b", 4, ["b1"])
+    assert (row.pin_id, row.model_version, row.board_ids) == ("b", 4, ("b1",))
     assert row.pin == pytest.approx([0.4] * 4)
     assert isinstance(row.pin[0], float)
 
