@@ -9,6 +9,7 @@ image/jpeg'`): no multipart dependency on the serving path.
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,13 @@ class VersionedEncoders:
 
                 directory = local_model_dir(version_uri(self.registry_url, version), self.cache_dir)
                 self._services[version] = await asyncio.to_thread(
-                    EncoderService.load, directory, 16, 2.0, 1024, None, 2, self.provider
+                    functools.partial(
+                        EncoderService.load,
+                        directory,
+                        max_batch=16,
+                        max_delay_ms=2.0,
+                        provider=self.provider,
+                    )
                 )
             return self._services[version]
 
