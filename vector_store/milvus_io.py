@@ -258,7 +258,9 @@ class MilvusIO:
             name,
         )
 
-    def query(self, target: str, expression: str) -> list[dict[str, Any]]:
+    def query(
+        self, target: str, expression: str, consistency: str | None = None
+    ) -> list[dict[str, Any]]:
         rows = self._read(
             "query",
             target,
@@ -266,13 +268,14 @@ class MilvusIO:
                 target,
                 filter=expression,
                 output_fields=ROW_FIELDS,
-                consistency_level=self.consistency,
+                consistency_level=consistency or self.consistency,
                 timeout=self._timeout,
             ),
         )
         return [dict(row) for row in rows]
 
     def count(self, name: str) -> int:
+        """Always Strong: counts decide alias switches, so they must include every write."""
         rows = self._read(
             "count",
             name,
@@ -280,7 +283,7 @@ class MilvusIO:
                 name,
                 filter="",
                 output_fields=["count(*)"],
-                consistency_level=self.consistency,
+                consistency_level="Strong",
                 timeout=self._timeout,
             ),
         )
@@ -293,6 +296,7 @@ class MilvusIO:
         k: int,
         expression: str,
         search_params: dict[str, Any],
+        consistency: str | None = None,
     ) -> list[tuple[str, float, int]]:
         """(pin_id, score, model_version) per hit, best first, for one query vector."""
         results = self._read(
@@ -306,7 +310,7 @@ class MilvusIO:
                 anns_field="pin",
                 output_fields=["model_version"],
                 search_params=search_params,
-                consistency_level=self.consistency,
+                consistency_level=consistency or self.consistency,
                 timeout=self._timeout,
             ),
         )

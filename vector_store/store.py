@@ -43,6 +43,7 @@ log = structlog.get_logger(__name__)
 _RETIRED_AT = "pinclip.retired_at"
 _LIVE_SINCE = "pinclip.live_since"
 _ID_CHUNK = 1000  # ids per `pin_id in [...]` expression
+CONSISTENCY_LEVELS = frozenset({"Strong", "Bounded", "Session", "Eventually"})
 
 
 class PinNotFound(VectorStoreError, KeyError):
@@ -84,6 +85,7 @@ class VectorStore:
     ) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
+        _level(consistency)
         self.naming = VersionNaming(prefix=prefix, alias=alias)
         self.dim = dim
         self.index = index or IndexConfig()
@@ -227,12 +229,16 @@ class VectorStore:
         slowly, so this matters for latency, not correctness."""
         return self._io.index_progress(self._existing(version))
 
-    def get(self, pin_ids: Iterable[str], version: int | None = None) -> list[StoredPin]:
+    def get(
+        self, pin_ids: Iterable[str], version: int | None = None, consistency: str | None = None
+    ) -> list[StoredPin]:
         """Stored rows for the ids that exist (missing ids are simply absent)."""
         target = self._read_target(version)
+        level = _level(consistency)
         found: list[StoredPin] = []
         for chunk in _chunks(list(dict.fromkeys(pin_ids)), _ID_CHUNK):
-            found.extend(from_row(row) for row in self._io.query(target, filters.pins_in(chunk)))
+            rows = self._io.query(target, filters.pins_in(chunk), level)
+            found.extend(from_row(row) for row in rows)
         return found
 
     def delete(self, pin_ids: Iterable[str], version: int) -> None:
@@ -256,15 +262,23 @@ class VectorStore:
         k: int = 10,
         filter: str | None = None,
         version: int | None = None,
+        consistency: str | None = None,
     ) -> list[SearchHit]:
         """Top-k by inner product on normalised vectors; `version=None` goes through the alias,
-        which the server resolves once per request, so one result list is one version."""
+        which the server resolves once per request, so one result list is one version.
+        `consistency` overrides the store's level for this call (e.g. "Bounded" for a
+        latency-bound query API; Strong costs ~400 ms per read on the 2.3.5 server)."""
         query = normalise(vector, self.dim)
         target = self.naming.alias if version is None else self.naming.collection(version)
-        return self._search(target, query, k, filter, frozenset())
+        return self._search(target, query, k, filter, frozenset(), _level(consistency))
 
     def search_by_pin(
-        self, pin_id: str, k: int = 10, filter: str | None = None, version: int | None = None
+        self,
+        pin_id: str,
+        k: int = 10,
+        filter: str | None = None,
+        version: int | None = None,
+        consistency: str | None = None,
     ) -> list[SearchHit]:
         """Neighbours of a stored pin, the pin itself excluded.
 
@@ -276,21 +290,28 @@ class VectorStore:
             if version is None:
                 raise NoLiveVersion(f"alias {self.naming.alias!r} does not exist yet")
         name = self._existing(version)
-        rows = self._io.query(name, filters.pins_in([pin_id]))
+        level = _level(consistency)
+        rows = self._io.query(name, filters.pins_in([pin_id]), level)
         if not rows:
             raise PinNotFound(f"pin {pin_id!r} is not in v{version}")
         own = from_row(rows[0])
         combined = filters.all_of(filters.pins_not_in([pin_id]), filter)
-        return self._search(name, own.pin, k, combined, frozenset({pin_id}))
+        return self._search(name, own.pin, k, combined, frozenset({pin_id}), level)
 
     def _search(
-        self, target: str, query: Vector, k: int, filter: str | None, exclude: frozenset[str]
+        self,
+        target: str,
+        query: Vector,
+        k: int,
+        filter: str | None,
+        exclude: frozenset[str],
+        consistency: str | None,
     ) -> list[SearchHit]:
         if k < 1:
             raise ValueError("k must be at least 1")
         params = self.index.search_params(k)
         try:
-            raw = self._io.search(target, query.tolist(), k, filter or "", params)
+            raw = self._io.search(target, query.tolist(), k, filter or "", params, consistency)
         except UnknownVersion as missing:
             if target == self.naming.alias:
                 raise NoLiveVersion(f"alias {target!r} does not exist yet") from missing
@@ -315,6 +336,12 @@ class VectorStore:
     def _retired_at(self, name: str) -> datetime | None:
         value = self._io.properties(name).get(_RETIRED_AT, "")
         return datetime.fromisoformat(value) if value else None
+
+
+def _level(consistency: str | None) -> str | None:
+    if consistency is not None and consistency not in CONSISTENCY_LEVELS:
+        raise ValueError(f"consistency must be one of {sorted(CONSISTENCY_LEVELS)}")
+    return consistency
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

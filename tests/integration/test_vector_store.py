@@ -278,3 +278,29 @@ def test_unreachable_server_raises_a_retryable_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(VectorStoreUnavailable):
         VectorStore(f"http://127.0.0.1:{port}", dim=DIM, timeout_s=2)
+
+
+def test_strong_reads_see_the_write_just_made(store: VectorStore) -> None:
+    """Freshness: with Strong consistency an acknowledged upsert is visible to the next read."""
+    store.ensure_version(1)
+    store.upsert(1, make_pins(20, version=1))
+    store.switch_alias(1)
+    target = np.zeros(DIM, dtype=np.float32)
+    target[3] = 1.0
+    for round_ in range(3):  # rewrite the same pin; each read must see the latest row
+        store.upsert(1, [PinVector("fresh", target, 1, T0, board_ids=(f"r{round_}",))])
+        assert store.search(target, k=1)[0].pin_id == "fresh"
+        assert store.get(["fresh"])[0].board_ids == (f"r{round_}",)
+        target = np.roll(target, 1)
+
+
+def test_per_call_consistency_override(store: VectorStore) -> None:
+    store.ensure_version(1)
+    store.upsert(1, make_pins(5, version=1))
+    # A Strong read first moves the query node's safe time past the write, so the Bounded read
+    # below is deterministic; what it proves is that the override reaches the server call.
+    assert store.count(1) == 5
+    hits = store.search(make_pins(1, version=1)[0].pin, k=1, version=1, consistency="Bounded")
+    assert hits and hits[0].pin_id == "pin0"
+    with pytest.raises(ValueError):
+        store.search(np.ones(DIM), k=1, version=1, consistency="Sometimes")
