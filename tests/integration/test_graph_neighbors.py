@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -178,3 +179,45 @@ def test_random_walks_favour_closer_pins(store: GraphStore, prefix: str) -> None
     scores = [score for _, score in ranked(result[prefix + "p0"], prefix)]
     assert scores[0] > scores[1] > scores[2] > 0
     assert sum(scores) == pytest.approx(1.0)
+
+
+def oracle_co_board(
+    saves: list[tuple[str, str, int]], pin: str, k: int, cap: int
+) -> list[tuple[str, float]]:
+    """The documented ranking, computed naively: on each of the pin's boards keep the `cap`
+    most recently saved other pins (ties by pin_id), count boards per pin, rank."""
+    last: dict[tuple[str, str], int] = {}
+    for p, b, minute in saves:
+        last[(p, b)] = max(minute, last.get((p, b), minute))
+    scores: dict[str, int] = {}
+    for board in {b for (p, b) in last if p == pin}:
+        others = sorted(
+            ((-m, p) for (p, b), m in last.items() if b == board and p != pin),
+        )[:cap]
+        for _, other in others:
+            scores[other] = scores.get(other, 0) + 1
+    ranked_scores = sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [(p, float(s)) for p, s in ranked_scores]
+
+
+def test_co_board_matches_a_naive_oracle_on_a_random_skewed_graph(
+    store: GraphStore, prefix: str
+) -> None:
+    rng = random.Random(2026)
+    boards = [f"B{i:02d}" for i in range(12)]
+    weights = [1 / (rank + 1) for rank in range(len(boards))]  # a few big boards
+    saves = [
+        (f"p{rng.randrange(60):02d}", rng.choices(boards, weights)[0], minute)
+        for minute in range(400)
+    ]
+    store.add_saves(
+        [Save(prefix + p, prefix + b, prefix + "u", T0 + timedelta(minutes=m)) for p, b, m in saves]
+    )
+    pins = sorted({p for p, _, _ in saves})[:15]
+    for cap in (2, 5, 1000):
+        batch = store.co_board_neighbors_batch([prefix + p for p in pins], k=8, board_cap=cap)
+        for pin in pins:
+            assert ranked(batch[prefix + pin], prefix) == oracle_co_board(saves, pin, 8, cap), (
+                pin,
+                cap,
+            )

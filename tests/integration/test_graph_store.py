@@ -5,7 +5,9 @@ The server is shared, so every test writes under its own id prefix and deletes i
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -212,3 +214,29 @@ def test_paging_covers_every_pin_and_edge_exactly_once(store: GraphStore, prefix
     assert seen_edges == expected
     assert all(len(page) <= 7 for page in edge_pages)
     assert store.count_saves(id_prefix=prefix) == len(expected)
+
+
+def test_concurrent_replays_by_several_workers_converge(store: GraphStore, prefix: str) -> None:
+    """At-least-once with several consumers: the same events written concurrently, in
+    different orders, end in the same state as one clean write."""
+    pins, saves = sample_batch(prefix)
+    more = [
+        Save(f"{prefix}pin{i % 7}", f"{prefix}board{i % 3}", f"{prefix}u{i % 5}", T0)
+        for i in range(60)
+    ]
+    events = saves + more
+
+    def worker(order: int) -> None:
+        shuffled = random.Random(order).sample(events, len(events))
+        for start in range(0, len(shuffled), 9):
+            store.add_saves(shuffled[start : start + 9])
+        store.upsert_pins(pins)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(worker, range(4)))
+    concurrent = graph_state(store, prefix)
+
+    store.delete_by_prefix(prefix)
+    store.upsert_pins(pins)
+    store.add_saves(events)
+    assert graph_state(store, prefix) == concurrent
