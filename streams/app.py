@@ -23,7 +23,7 @@ from typing import Any
 
 import faust
 import structlog
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
 from streams.config import WorkerConfig
@@ -98,27 +98,43 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         await app.topic(topics.model_updates, partitions=1).maybe_declare()
         if config.metrics_port:
             metrics.serve_metrics(config.metrics_port)
-        await worker.start()
+        await worker.start(ready=False)
 
     @app.task
     async def follow_model_updates() -> None:
-        await worker.ready.wait()
+        """Replay model.updates to its end before opening the pin handlers, then follow it."""
+        await worker.started.wait()
         consumer = AIOKafkaConsumer(
-            topics.model_updates,
-            bootstrap_servers=config.kafka_bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
+            bootstrap_servers=config.kafka_bootstrap, group_id=None, enable_auto_commit=False
         )
         await consumer.start()
         try:
+            await consumer.topics()  # refresh metadata
+            partitions = [
+                TopicPartition(topics.model_updates, p)
+                for p in consumer.partitions_for_topic(topics.model_updates) or {0}
+            ]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            end = await consumer.end_offsets(partitions)
+
+            async def caught_up() -> bool:
+                return all([await consumer.position(tp) >= end[tp] for tp in partitions])
+
+            while not await caught_up():
+                for messages in (await consumer.getmany(timeout_ms=500)).values():
+                    for message in messages:
+                        await apply_model_update(message)
+            worker.ready.set()
+            log.info("worker_ready", model_versions=list(worker.models.targets()))
             async for message in consumer:
-                record = SourceRecord(
-                    message.topic, message.partition, message.offset, message.value
-                )
-                await publish(await worker.handle_model_update(record))
+                await apply_model_update(message)
         finally:
             await consumer.stop()
+
+    async def apply_model_update(message: Any) -> None:
+        record = SourceRecord(message.topic, message.partition, message.offset, message.value)
+        await publish(await worker.handle_model_update(record))
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:

@@ -82,19 +82,26 @@ class PinWorker:
         self.retry = retry or RetryPolicy()
         self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
         self.content = ContentStore(config.content_root)
-        self.ready = asyncio.Event()
+        self.started = asyncio.Event()  # stores connected, start version loaded
+        self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
         self._swap_lock = asyncio.Lock()
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # for live progress
         self.counts = {"pins_in": 0, "repins_in": 0, "embedded": 0, "dead": 0}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Connect stores, pick the start version, load its encoder; waits out store outages."""
+    async def start(self, ready: bool = True) -> None:
+        """Connect stores, pick the start version, load its encoder; waits out store outages.
+
+        `ready=False` leaves the pin handlers closed until the caller has replayed
+        model.updates (the app does), so no pin is written before a pending candidate is loaded.
+        """
         attempt = 0
         while True:
             try:
                 await self._start_once()
+                if ready:
+                    self.ready.set()
                 return
             except (ValueError, RuntimeError):
                 raise  # a configuration problem, not an outage
@@ -145,8 +152,8 @@ class PinWorker:
             await asyncio.to_thread(self._vector_store.switch_alias, version)
         self.writer = StoreWriter(self._vector_store, self._graph_store, self.retry)
         metrics.MODEL_VERSIONS.labels("live").set(version)
-        self.ready.set()
-        log.info("worker_ready", model_version=version, milvus=cfg.milvus_uri)
+        self.started.set()
+        log.info("worker_started", model_version=version, milvus=cfg.milvus_uri)
 
     async def close(self) -> None:
         await self.fetcher.aclose()
@@ -254,7 +261,7 @@ class PinWorker:
 
     async def handle_model_update(self, record: SourceRecord) -> BatchOutcome:
         """Apply one ModelUpdate between batches; a bad or unloadable update is dead-lettered."""
-        await self.ready.wait()
+        await self.started.wait()
         metrics.EVENTS_IN.labels("model_update").inc()
         accepted, dead = parse_records([record], ModelUpdate)
         outcome = BatchOutcome(dead=dead)

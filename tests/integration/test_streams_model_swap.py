@@ -120,41 +120,55 @@ def test_candidate_dual_writes_and_promotion_switches(setup: Any) -> None:
     # start on the alias's version, not on the newest in the registry.
     vs.ensure_version(1)
     vs.switch_alias(1)
-    with WorkerProcess(config), StreamProgress(config) as progress:
-        producer = EventProducer(config.kafka_bootstrap, config.topics)
-        # kcat, a client no one here wrote, produces plain JSON lines
-        first = list(gen.new_pins(5))
-        kcat_produce(
-            config.kafka_bootstrap, config.topics.created, [p.to_json_bytes() for p in first]
-        )
-        assert progress.wait_until(lambda p: len(p.embedded) >= 5, WAIT_S)
-        assert all(progress.embedded[p.pin_id].model_versions == [1] for p in first)
+    worker = WorkerProcess(config).start()
+    try:
+        with StreamProgress(config) as progress:
+            producer = EventProducer(config.kafka_bootstrap, config.topics)
+            # kcat, a client no one here wrote, produces plain JSON lines
+            first = list(gen.new_pins(5))
+            kcat_produce(
+                config.kafka_bootstrap, config.topics.created, [p.to_json_bytes() for p in first]
+            )
+            assert progress.wait_until(lambda p: len(p.embedded) >= 5, WAIT_S)
+            assert all(progress.embedded[p.pin_id].model_versions == [1] for p in first)
 
-        candidate = model_update_for(config.registry_url, 2, "candidate")
-        pinclip_produce(config, config.topics.model_updates, candidate.to_json_bytes())
-        produce_until(producer, gen, progress, [1, 2])
-        dual = list(gen.new_pins(10))
-        producer.send_many(dual)
-        producer.flush()
-        ids = [p.pin_id for p in dual]
-        assert progress.wait_until(lambda p: all(i in p.embedded for i in ids), WAIT_S)
-        assert all(progress.embedded[i].model_versions == [1, 2] for i in ids)
-        assert {p.pin_id for p in vs.get(ids, version=1)} == set(ids)
-        in_v2 = {p.pin_id: p for p in vs.get(ids, version=2)}
-        assert set(in_v2) == set(ids) and all(p.model_version == 2 for p in in_v2.values())
-        assert vs.live_version() == 1  # the worker never moves the alias for a candidate
+            candidate = model_update_for(config.registry_url, 2, "candidate")
+            pinclip_produce(config, config.topics.model_updates, candidate.to_json_bytes())
+            produce_until(producer, gen, progress, [1, 2])
+            dual = list(gen.new_pins(10))
+            producer.send_many(dual)
+            producer.flush()
+            ids = [p.pin_id for p in dual]
+            assert progress.wait_until(lambda p: all(i in p.embedded for i in ids), WAIT_S)
+            assert all(progress.embedded[i].model_versions == [1, 2] for i in ids)
+            assert {p.pin_id for p in vs.get(ids, version=1)} == set(ids)
+            in_v2 = {p.pin_id: p for p in vs.get(ids, version=2)}
+            assert set(in_v2) == set(ids) and all(p.model_version == 2 for p in in_v2.values())
+            assert vs.live_version() == 1  # the worker never moves the alias for a candidate
 
-        vs.switch_alias(2)  # what the backfill does once v2 is full
-        producer.send(model_update_for(config.registry_url, 2, "promoted"))
-        producer.flush()
-        produce_until(producer, gen, progress, [2])
-        after = list(gen.new_pins(5))
-        producer.send_many(after)
-        producer.flush()
-        late = [p.pin_id for p in after]
-        assert progress.wait_until(lambda p: all(i in p.embedded for i in late), WAIT_S)
-        assert all(progress.embedded[i].model_versions == [2] for i in late)
-        assert vs.get(late, version=1) == []
-        assert {p.pin_id for p in vs.get(late)} == set(late)  # searchable through the alias
-        producer.close()
-    vs.close()
+            # A restarted worker replays model.updates before taking pins: the very first pin it
+            # writes goes to both versions again.
+            worker.stop()
+            worker = WorkerProcess(config).start()
+            restarted = next(gen.new_pins(1))
+            producer.send(restarted)
+            producer.flush()
+            assert progress.wait_until(lambda p: restarted.pin_id in p.embedded, WAIT_S)
+            assert progress.embedded[restarted.pin_id].model_versions == [1, 2]
+
+            vs.switch_alias(2)  # what the backfill does once v2 is full
+            producer.send(model_update_for(config.registry_url, 2, "promoted"))
+            producer.flush()
+            produce_until(producer, gen, progress, [2])
+            after = list(gen.new_pins(5))
+            producer.send_many(after)
+            producer.flush()
+            late = [p.pin_id for p in after]
+            assert progress.wait_until(lambda p: all(i in p.embedded for i in late), WAIT_S)
+            assert all(progress.embedded[i].model_versions == [2] for i in late)
+            assert vs.get(late, version=1) == []
+            assert {p.pin_id for p in vs.get(late)} == set(late)  # searchable through the alias
+            producer.close()
+    finally:
+        worker.stop()
+        vs.close()
