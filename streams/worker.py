@@ -232,16 +232,24 @@ class PinWorker:
                 record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
                 dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
         now = utc_now()
-        events = [
-            pin_embedded_event(e.pin, e.vectors.keys(), now)
-            for e in embedded
-            if e.pin.pin_id not in refused
-        ]
         histogram = metrics.FRESHNESS_SECONDS.labels(self.config.milvus_consistency)
-        for event in events:
+        events = []
+        for item in embedded:
+            if item.pin.pin_id in refused:
+                continue
+            event = pin_embedded_event(item.pin, item.vectors.keys(), now)
+            events.append(event)
             histogram.observe(event.latency_ms / 1000.0)
             self.latencies_ms.append(event.latency_ms)
-            log.debug("pin_embedded", pin_id=event.pin_id, latency_ms=round(event.latency_ms, 1))
+            log.debug(
+                "pin_embedded",
+                pin_id=event.pin_id,
+                topic=item.record.topic,
+                partition=item.record.partition,
+                offset=item.record.offset,
+                model_versions=event.model_versions,
+                latency_ms=round(event.latency_ms, 1),
+            )
         return events
 
     # --- repins and model updates ------------------------------------------------------------
