@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 EVENTS_IN = Counter("pinclip_events_in_total", "Records consumed, by event type.", ["type"])
@@ -37,6 +38,14 @@ CONSUMER_LAG = Gauge(
 MODEL_VERSIONS = Gauge("pinclip_model_version", "Loaded model versions (role=live|next).", ["role"])
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics on `port` (a daemon thread; lives as long as the process)."""
-    start_http_server(port)
+def serve_metrics(port: int) -> bool:
+    """Expose /metrics on `port` (a daemon thread). A taken port is logged, not fatal: losing
+    metrics must not stop the pipeline (e.g. a second worker on one machine)."""
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        structlog.get_logger(__name__).warning(
+            "metrics_port_unavailable", port=port, error=str(exc)
+        )
+        return False
+    return True

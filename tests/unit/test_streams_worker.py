@@ -247,3 +247,14 @@ async def test_repins_are_merged_per_batch(tmp_path: Path) -> None:
     assert graph.saves == {("p", "b1"), ("p", "b2")}
     assert [d.reason for d in outcome.dead] == ["missing_field"]
     await worker.close()
+
+
+def test_a_taken_metrics_port_does_not_stop_the_worker() -> None:
+    import socket
+
+    from streams.metrics import serve_metrics
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        assert serve_metrics(taken.getsockname()[1]) is False
