@@ -206,13 +206,20 @@ class GraphStore:
         top_k: int = 20,
         seed: int = 0,
         board_cap: int | None = None,
+        cache: BipartiteGraph | None = None,
     ) -> dict[str, list[Neighbor]]:
         """PinSage-style walks (see graph_store.walks); score = share of visits. Adjacency is
         fetched lazily, two queries per hop for the whole batch; boards are capped at their
-        `board_cap` most recently saved pins, so giant boards cost a bounded fetch."""
+        `board_cap` most recently saved pins, so giant boards cost a bounded fetch.
+
+        `cache`: pass the same (initially empty) BipartiteGraph to many calls — e.g. the
+        batches of one training epoch — and each pin's and board's adjacency is fetched once
+        and reused; the caller decides how stale it may get (a fresh graph per call by default).
+        Use one `board_cap` per cache."""
         params = WalkParams(num_walks, walk_length, restart_prob, top_k)
         loader = _Neo4jAdjacency(self, board_cap if board_cap is not None else self.board_cap)
-        result = walk_neighbors(BipartiteGraph(), pin_ids, params, seed, loader)
+        graph = cache if cache is not None else BipartiteGraph()
+        result = walk_neighbors(graph, pin_ids, params, seed, loader)
         return {p: result[p] for p in pin_ids}
 
     # --- export ------------------------------------------------------------------------------
