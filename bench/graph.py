@@ -220,6 +220,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         q["random_walk_batch"] = timed_queries(
             [partial(walks, b) for b in batches], args.batch_pins
         )
+        shared = BipartiteGraph()  # one cache for all batches, as a training epoch would use it
+        q["random_walk_batch_cached"] = timed_queries(
+            [partial(walks, b, cache=shared) for b in batches], args.batch_pins
+        )
         print("queries done", file=sys.stderr)
 
         t = time.perf_counter()
