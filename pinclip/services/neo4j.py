@@ -27,6 +27,10 @@ def server_overrides(host: str, bolt_port: int, pagecache: str) -> dict[str, str
         "server.memory.pagecache.size": pagecache,
         "dbms.usage_report.enabled": "false",
         "server.logs.gc.enabled": "false",
+        # a dev/test server: tests churn, and the defaults keep days of pre-allocated 256 MB logs
+        "db.tx_log.preallocate": "false",
+        "db.tx_log.rotation.size": "16M",
+        "db.tx_log.rotation.retention_policy": "2 files",
     }
 
 

@@ -48,6 +48,7 @@ def test_neo4j_listens_on_bolt_only_without_auth() -> None:
     assert overrides["server.bolt.listen_address"] == "127.0.0.1:17687"
     assert overrides["server.http.enabled"] == "false"
     assert overrides["dbms.security.auth_enabled"] == "false"
+    assert overrides["db.tx_log.preallocate"] == "false"  # disk stays small under test churn
 
 
 def test_generated_pom_names_every_artifact() -> None:
