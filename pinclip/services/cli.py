@@ -50,11 +50,21 @@ def up(only: Only = None) -> None:
 
 
 @app.command()
-def down(only: Only = None) -> None:
+def down(
+    only: Only = None,
+    wipe: Annotated[
+        bool, typer.Option("--wipe", help="Also delete the services' data and logs.")
+    ] = False,
+) -> None:
     """Stop exactly the processes `up` started (checked by pid and command line)."""
-    failed = manager.down(_services(only), lambda m: err.print(f"  {m}"))
+    services = _services(only)
+    failed = manager.down(services, lambda m: err.print(f"  {m}"))
     if failed:
         raise typer.Exit(1)
+    if wipe:
+        for service in services:
+            service.wipe()
+            err.print(f"  {service.name}: data removed ({service.dir})")
 
 
 @app.command()

@@ -188,3 +188,12 @@ def test_cache_dir_honours_xdg_cache_home(monkeypatch: pytest.MonkeyPatch, tmp_p
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert default_cache_dir() == tmp_path / "pinclip"
+
+
+def test_wipe_removes_a_stopped_services_data(tmp_path: Path) -> None:
+    config = ServicesConfig.model_validate({"state_dir": tmp_path})
+    kafka = manager.build_services(config, ["kafka"])[0]
+    (kafka.dir / "data").mkdir(parents=True)
+    (kafka.dir / "data" / "segment.log").write_text("x")
+    kafka.wipe()
+    assert not kafka.dir.exists()
