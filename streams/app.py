@@ -10,6 +10,8 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
   PinEmbedded) succeeded. Faust commits only acked offsets (`Consumer.ack` → committable
   offsets, committed every `broker_commit_interval`), so a crash or stop mid-batch leaves the
   batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
+- A graceful stop (SIGTERM) does not wait for in-flight batches (`stream_wait_empty=False`):
+  they stay unacked and are replayed by the next worker.
 - `model.updates` is a broadcast: every worker must see every update, so it is read by a plain
   aiokafka consumer without a group, from the beginning at each start (updates are idempotent).
 """
@@ -56,6 +58,9 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
+        # they are not acked, so the next worker replays them.
+        stream_wait_empty=False,
     )
     app.pin_worker = worker  # type: ignore[attr-defined]
     created = app.topic(topics.created, value_serializer="raw")

@@ -8,6 +8,7 @@ can be stopped and restarted without touching the shared services.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -134,3 +135,36 @@ def test_milvus_outage_is_waited_out_without_loss(
         assert found == {p.pin_id for p in before + during}
     finally:
         vs.close()
+
+
+def test_graceful_stop_in_the_middle_of_a_stuck_batch_loses_nothing(
+    outage_setup: tuple[WorkerConfig, LiteServer, str], tmp_path: Path
+) -> None:
+    """The case `Stream.take()` gets wrong (it acks in a `finally`): SIGTERM while a batch
+    waits for Milvus. The batch must not be committed, so the next worker writes it."""
+    config, server, tag = outage_setup
+    gen = SyntheticStream(f"{tag}-", tmp_path / "images", seed=2)
+    producer = EventProducer(config.kafka_bootstrap, config.topics)
+    with StreamProgress(config) as progress:
+        worker = WorkerProcess(config).start()
+        try:
+            first = next(gen.new_pins(1))
+            producer.send(first)
+            producer.flush()
+            assert progress.wait_until(lambda p: first.pin_id in p.embedded, WAIT_S)
+            server.stop()
+            stuck = list(gen.new_pins(15))
+            producer.send_many(stuck)
+            producer.flush()
+            progress.wait_until(lambda p: False, 5.0)  # the batch is now retrying
+            code = worker.stop()  # SIGTERM: Faust stops and commits acked offsets only
+            assert code is not None and code != -signal.SIGKILL  # it stopped by itself
+        finally:
+            worker.stop()
+        assert not any(p.pin_id in progress.embedded for p in stuck)
+        server.start()
+        with WorkerProcess(config):
+            ids = [p.pin_id for p in stuck]
+            assert progress.wait_until(lambda p: all(i in p.embedded for i in ids), WAIT_S)
+        assert progress.dead == []
+    producer.close()
