@@ -154,19 +154,19 @@ def _events(data_dir: Path, run_tag: str) -> tuple[list[Any], list[Any], list[by
             repins.append(save)
     pins = []
     for pin in dataset.pins:
-        save = first_save.get(pin.pin_id)
-        if save is None:
+        first = first_save.get(pin.pin_id)
+        if first is None:
             continue
+        image = dataset.image_url(pin)
         pins.append(
             NewPin(
                 pin_id=pin.pin_id,
-                board_id=save.board_id,
-                user_id=save.user_id or "demo-user",
+                board_id=first.board_id,
+                user_id=first.user_id or "demo-user",
                 title=pin.title,
                 description=pin.description,
-                image_uri=str(Path(dataset.image_url(pin)).resolve().as_uri())
-                if "://" not in dataset.image_url(pin)
-                else dataset.image_url(pin),
+                image_uri=image if "://" in image else Path(image).resolve().as_uri(),
+                image_b64=None,
                 created_at=datetime.now(UTC),
             )
         )
