@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # --- Milvus -------------------------------------------------------------------------------
     milvus_uri: str = Field(
         "var/milvus.db",
-        description="Milvus URI: a local path = milvus-lite (embedded); http://host:19530 = server.",
+        description="Milvus URI: a local path runs milvus-lite; http://host:19530 a server.",
     )
     milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token (user:password).")
     milvus_alias: str = Field("pins", description="Alias queries go through.")
