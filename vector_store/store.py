@@ -158,8 +158,11 @@ class VectorStore:
             raise SwitchRefused("; ".join(problems))
         now = self._clock()
         if live != version:
-            self._io.point_alias(self.naming.alias, name, alias_exists=live is not None)
+            # Marked before the move: a crash between the move and the retirement mark below
+            # leaves the old version with live_since but no retired_at, which drop_expired
+            # repairs by starting its grace period then (instead of dropping it at once).
             self._io.set_properties(name, {_LIVE_SINCE: now.isoformat(), _RETIRED_AT: ""})
+            self._io.point_alias(self.naming.alias, name, alias_exists=live is not None)
             if live is not None and self._io.has_collection(self.naming.collection(live)):
                 self._io.set_properties(
                     self.naming.collection(live), {_RETIRED_AT: now.isoformat()}
@@ -185,12 +188,19 @@ class VectorStore:
         """Drop every retired version past its grace period; versions newer than live are kept
         (a backfill may be filling them). Returns what was dropped."""
         versions = self.versions()
+        live = self.live_version()
+        now = self._clock()
         retired = {}
         for v in versions:
-            moment = self._retired_at(self.naming.collection(v))
-            if moment is not None:
-                retired[v] = moment
-        due = droppable_versions(versions, self.live_version(), retired, self._clock(), self.grace)
+            name = self.naming.collection(v)
+            properties = self._io.properties(name)
+            if properties.get(_RETIRED_AT):
+                retired[v] = datetime.fromisoformat(properties[_RETIRED_AT])
+            elif properties.get(_LIVE_SINCE) and v != live:
+                # Was live, but its retirement was never recorded (interrupted switch).
+                self._io.set_properties(name, {_RETIRED_AT: now.isoformat()})
+                retired[v] = now
+        due = droppable_versions(versions, live, retired, now, self.grace)
         for version in due:
             self.drop_version(version)
         return due

@@ -304,3 +304,23 @@ def test_per_call_consistency_override(store: VectorStore) -> None:
     assert hits and hits[0].pin_id == "pin0"
     with pytest.raises(ValueError):
         store.search(np.ones(DIM), k=1, version=1, consistency="Sometimes")
+
+
+def test_interrupted_switch_still_gets_a_grace_period(
+    store: VectorStore, clock: FakeClock, milvus_uri: str
+) -> None:
+    for version in (1, 2):
+        store.ensure_version(version)
+        store.upsert(version, make_pins(4, version=version))
+    store.switch_alias(1)
+    store.switch_alias(2, expected_count=4)
+    other = MilvusClient(milvus_uri)
+    try:  # what a crash right after the alias move leaves: v1 has no retirement mark
+        other.alter_collection_properties(
+            store.naming.collection(1), properties={"pinclip.retired_at": ""}
+        )
+    finally:
+        other.close()
+    assert store.drop_expired() == []  # grace starts now, not "never live, drop at once"
+    clock.now += store.grace
+    assert store.drop_expired() == [1]
