@@ -100,7 +100,7 @@ def train_cmd(
     split_seed: int = 0,
     seed: int = 0,
     workers: int = 1,
-    threads: int = 2,
+    threads: int = typer.Option(1, help="torch CPU threads (more only on an idle machine)."),
     resume: bool = True,
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
 ) -> None:

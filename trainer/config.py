@@ -66,7 +66,10 @@ class TrainConfig:
     num_workers: int = 1  # DataLoader workers: neighbor sampling + decoding off the train thread
     checkpoint_every: int = 100
     amp: bool = True  # bf16 autocast, used on CUDA only
-    threads: int = 2  # torch intra-op threads on CPU
+    # torch intra-op threads on CPU. 1 by default: with a DataLoader worker beside it, a second
+    # OpenMP thread gains ~10% on an idle 2-core machine but makes every op ~10x slower the
+    # moment another process wants a core (measured, docs/BENCHMARKS.md).
+    threads: int = 1
     progress: bool = True
 
     def tokenizer_json(self) -> str | None:
