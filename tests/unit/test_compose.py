@@ -64,3 +64,21 @@ def test_ports_are_published_on_loopback_only(compose: dict[str, Any]) -> None:
     for name, svc in compose["services"].items():
         for port in svc.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_app_services_run_real_pinclip_commands(compose: dict[str, Any]) -> None:
+    """An app service appears only when its command exists: every `pinclip X` must be registered."""
+    import typer.main
+
+    from pinclip import cli
+
+    cli._register()
+    group = typer.main.get_command(cli.app)
+    known = set(group.commands)  # type: ignore[attr-defined]
+    used: set[str] = set()
+    for svc in compose["services"].values():
+        command = svc.get("command")
+        text = " ".join(command) if isinstance(command, list) else str(command or "")
+        used.update(re.findall(r"\bpinclip ([a-z-]+)", text))
+    assert {"worker", "api", "retrain"} <= used
+    assert sorted(used - known) == []
