@@ -162,6 +162,9 @@ async def _send(topic: Any, key: str | None, event: Event) -> Any:
 
 def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
     """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
+    from streams.topics import ensure_topics
+
+    ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
     app = create_app(config)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
