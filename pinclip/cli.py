@@ -34,7 +34,7 @@ def _register() -> None:
 def demo(
     pins: int = typer.Option(1200, help="Pins in the generated dataset."),
     train_steps: int = typer.Option(300, help="Training steps for the demo model (first run)."),
-    rate: float = typer.Option(200.0, help="Events produced per second."),
+    rate: float = typer.Option(100.0, help="Events produced per second."),
     keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),
 ) -> None:
     """Local end-to-end run: services, dataset, model, stream, similar pins for new pins."""

@@ -40,7 +40,7 @@ class DemoOptions:
     model: str = "small"
     train_steps: int = 300
     heldout_fraction: float = 0.1
-    rate: float = 200.0  # events produced per second
+    rate: float = 100.0  # events produced per second (pins, repins and a few malformed ones)
     examples: int = 3
     keep_services: bool = False
     seed: int = 0
@@ -126,7 +126,7 @@ def _progress_table(produced: int, total: int, progress: Any, started: float) ->
     summary = progress.summary()
     elapsed = max(time.monotonic() - started, 1e-9)
     table = Table(title="streaming", show_header=True)
-    for col in ("produced", "embedded", "events/s", "freshness p50", "freshness p99", "DLQ"):
+    for col in ("produced", "embedded", "embedded/s", "freshness p50", "freshness p99", "DLQ"):
         table.add_column(col, justify="right")
     table.add_row(
         f"{produced}/{total}",
@@ -198,6 +198,36 @@ def _events(data_dir: Path, run_tag: str) -> tuple[list[Any], list[Any], list[by
     return pins, repin_events, bad
 
 
+def interleave(pins: list[Any], repins: list[Any], bad: list[bytes]) -> list[tuple[str, Any]]:
+    """A plausible event order: each repin a little after its pin, malformed records early."""
+    position = {p.pin_id: i for i, p in enumerate(pins)}
+    later: dict[int, list[Any]] = {}
+    for repin in repins:
+        later.setdefault(position.get(repin.pin_id, 0) + 25, []).append(repin)
+    stream: list[tuple[str, Any]] = []
+    for i, pin in enumerate(pins):
+        stream.append(("pin", pin))
+        stream.extend(("repin", r) for r in later.pop(i, []))
+        if i % 20 == 10 and i // 20 < len(bad):
+            stream.append(("bad", bad[i // 20]))
+    stream.extend(("repin", r) for rs in later.values() for r in rs)
+    return stream
+
+
+def wait_until_ready(worker: Any, timeout_s: float = 120.0) -> None:
+    """Produce only once the worker has its model and stores, so freshness is not startup time."""
+    deadline = time.monotonic() + timeout_s
+    with console.status("starting the worker (model, Milvus, Neo4j, Kafka group)…"):
+        while time.monotonic() < deadline:
+            if not worker.alive():
+                raise RuntimeError(f"the worker exited; see {worker.log_path}")
+            if worker.log_path.exists() and "worker_ready" in worker.log_path.read_text():
+                time.sleep(2.0)  # the consumer group assigns partitions right after
+                return
+            time.sleep(0.2)
+    raise RuntimeError(f"the worker was not ready after {timeout_s:.0f}s; see {worker.log_path}")
+
+
 def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOptions) -> Any:
     from streams.config import Topics, WorkerConfig
     from streams.producer import EventProducer
@@ -223,12 +253,10 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
         StreamProgress(config) as progress,
         WorkerProcess(config) as worker,
     ):
+        wait_until_ready(worker)
         started = time.monotonic()
         with Live(console=console, refresh_per_second=4) as live:
-            stream: list[tuple[str, Any]] = [("pin", p) for p in pins]
-            for i, raw in enumerate(bad):  # malformed records among the first events
-                stream.insert(10 + 20 * i, ("bad", raw))
-            stream.extend(("repin", r) for r in repins)
+            stream = interleave(pins, repins, bad)
             for kind, item in stream:
                 if kind == "bad":
                     producer.send_raw(config.topics.created, item)
@@ -276,6 +304,7 @@ def show_similar(config: Any, data_dir: Path, opts: DemoOptions) -> None:
         prefix=config.milvus_prefix,
     )
     try:
+        store.ensure_version(store.live_version() or 1)  # reopened lite collections start released
         for pin_id in split.heldout_pin_ids[: opts.examples]:
             pin = by_id[pin_id]
             where = ", ".join(sorted(boards[pin_id]))

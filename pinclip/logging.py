@@ -9,12 +9,30 @@ import structlog
 
 _configured = False
 
+# Client libraries log every connection and offset reset at INFO; our own adapters log what
+# matters (with pin ids and offsets). pymilvus also logs an ERROR with a traceback for errors
+# that vector_store handles itself (e.g. "collection released" → load and retry): those
+# surface as typed exceptions from our code when they are real.
+QUIET_LOGGERS = {
+    "kafka": logging.WARNING,
+    "aiokafka": logging.WARNING,
+    "faust": logging.WARNING,
+    "mode": logging.WARNING,
+    "neo4j": logging.WARNING,
+    "faiss": logging.WARNING,
+    "milvus_lite": logging.WARNING,
+    "pymilvus": logging.CRITICAL,
+    "httpx": logging.WARNING,
+}
+
 
 def configure_logging(json: bool = False, level: str = "INFO") -> None:
     global _configured
     if _configured:
         return
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    for name, quiet_level in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(max(quiet_level, logging.getLevelName(level.upper())))
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json
