@@ -7,6 +7,7 @@ Kept out of conftest.py so the resolution order and the CI skip policy are plain
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +105,7 @@ def neo4j_settings(
     if (docker or docker_available)():
         from testcontainers.neo4j import Neo4jContainer
 
-        password = "pinclip-test-password"
+        password = secrets.token_urlsafe(16)  # a throwaway container: a fresh password each run
         return _from_container(
             Neo4jContainer(image(NEO4J_IMAGE_VAR, env), password=password),
             lambda c: Neo4jSettings(c.get_connection_url(), "neo4j", password),
