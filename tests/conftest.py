@@ -56,6 +56,53 @@ def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("milvus_server_uri"))
 
 
+@pytest.fixture(scope="session")
+def export_tiny_model() -> Callable[..., int]:
+    """`export_tiny_model(registry_root, version)` writes a tiny random PinCLIP as v<version>
+    (seeded by the version, so two versions embed differently); returns its dimension."""
+
+    def export(root: Path, version: int = 1) -> int:
+        import torch
+
+        from encoder.config import PinClipConfig
+        from encoder.export import export_model
+        from encoder.model import PinClipModel
+
+        torch.manual_seed(version)
+        manifest = export_model(PinClipModel(PinClipConfig.tiny()), root / f"v{version}", version)
+        return int(manifest.dim)
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callable[..., Any]:
+    """`worker_config(tag, milvus_uri, root, **overrides)`: a WorkerConfig on the real services
+    whose topics, consumer group, alias and collections are all namespaced by `tag`, with the
+    registry and state under `root`."""
+    from streams.config import Topics, WorkerConfig
+
+    def build(tag: str, milvus_uri: str, root: Path, **overrides: Any) -> WorkerConfig:
+        values: dict[str, Any] = {
+            "kafka_bootstrap": kafka_bootstrap,
+            "topics": Topics.with_prefix(tag),
+            "consumer_group": tag,
+            "topic_partitions": 1,
+            "neo4j_uri": neo4j_settings.uri,
+            "neo4j_user": neo4j_settings.user,
+            "neo4j_password": neo4j_settings.password,
+            "milvus_uri": milvus_uri,
+            "milvus_alias": f"{tag}_pins",
+            "milvus_prefix": f"{tag}_v",
+            "registry_url": str(root / "registry"),
+            "state_dir": root / "state",
+            "metrics_port": None,
+        }
+        return WorkerConfig(**{**values, **overrides})
+
+    return build
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

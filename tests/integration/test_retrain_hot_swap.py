@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -23,7 +22,7 @@ from encoder.model import PinClipModel
 from graph_store import GraphStore
 from pinclip.backfill import backfill
 from pinclip.registry import ModelRegistry, send_model_update
-from streams.config import Topics, WorkerConfig
+from streams.config import WorkerConfig
 from streams.events import NewPin
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
@@ -93,24 +92,10 @@ class AliasReader:
 
 @pytest.fixture
 def env(
-    kafka_bootstrap: str, neo4j_settings: Any, milvus_server_uri: str, tmp_path: Path
+    milvus_server_uri: str, worker_config: Callable[..., WorkerConfig], tmp_path: Path
 ) -> Iterator[tuple[WorkerConfig, str]]:
     tag = "trs" + uuid.uuid4().hex[:8]
-    config = WorkerConfig(
-        kafka_bootstrap=kafka_bootstrap,
-        topics=Topics.with_prefix(tag),
-        consumer_group=tag,
-        topic_partitions=1,
-        neo4j_uri=neo4j_settings.uri,
-        neo4j_user=neo4j_settings.user,
-        neo4j_password=neo4j_settings.password,
-        milvus_uri=milvus_server_uri,
-        milvus_alias=f"{tag}_pins",
-        milvus_prefix=f"{tag}_v",
-        registry_url=str(tmp_path / "registry"),
-        state_dir=tmp_path / "state",
-        metrics_port=None,
-    )
+    config = worker_config(tag, milvus_server_uri, tmp_path)
     try:
         yield config, f"{tag}-"
     finally:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient
 
-from streams.config import Topics, WorkerConfig
+from streams.config import WorkerConfig
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
 from streams.synthetic import SyntheticStream
@@ -22,17 +23,6 @@ from streams.topics import wanted_topics
 from vector_store import VectorStore
 
 pytestmark = [pytest.mark.integration]
-
-
-def _tiny_registry(root: Path) -> None:
-    import torch
-
-    from encoder.config import PinClipConfig
-    from encoder.export import export_model
-    from encoder.model import PinClipModel
-
-    torch.manual_seed(0)
-    export_model(PinClipModel(PinClipConfig.tiny()), root / "v1", 1)
 
 
 def _wait_for_log(worker: WorkerProcess, needle: str, timeout_s: float) -> None:
@@ -46,23 +36,15 @@ def _wait_for_log(worker: WorkerProcess, needle: str, timeout_s: float) -> None:
 
 
 def test_worker_started_before_its_topics_exist_consumes_new_pins(
-    kafka_bootstrap: str, neo4j_settings: Any, tmp_path: Path
+    kafka_bootstrap: str,
+    neo4j_settings: Any,
+    export_tiny_model: Callable[..., int],
+    worker_config: Callable[..., WorkerConfig],
+    tmp_path: Path,
 ) -> None:
     tag = "fresh" + uuid.uuid4().hex[:8]
-    _tiny_registry(tmp_path / "registry")
-    config = WorkerConfig(
-        kafka_bootstrap=kafka_bootstrap,
-        topics=Topics.with_prefix(tag),
-        consumer_group=tag,
-        topic_partitions=2,
-        neo4j_uri=neo4j_settings.uri,
-        neo4j_user=neo4j_settings.user,
-        neo4j_password=neo4j_settings.password,
-        milvus_uri=str(tmp_path / "milvus.db"),
-        registry_url=str(tmp_path / "registry"),
-        state_dir=tmp_path / "state",
-        metrics_port=None,
-    )
+    dim = export_tiny_model(tmp_path / "registry", 1)
+    config = worker_config(tag, str(tmp_path / "milvus.db"), tmp_path, topic_partitions=2)
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     try:
         assert not set(wanted_topics(config)) & set(admin.list_topics())
@@ -76,7 +58,9 @@ def test_worker_started_before_its_topics_exist_consumes_new_pins(
                 f"only {len(progress.embedded)} of {len(pins)} embedded"
             )
         assert {p.pin_id for p in pins} == set(progress.embedded)
-        store = VectorStore(str(tmp_path / "milvus.db"), dim=32)
+        store = VectorStore(
+            config.milvus_uri, alias=config.milvus_alias, dim=dim, prefix=config.milvus_prefix
+        )
         try:
             assert {v.pin_id for v in store.get([p.pin_id for p in pins])} == {
                 p.pin_id for p in pins

@@ -7,16 +7,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient
 
 from graph_store import GraphStore
-from streams.config import Topics, WorkerConfig
+from streams.config import WorkerConfig
 from streams.events import NewPin
 from streams.models import model_update_for
 from streams.producer import EventProducer
@@ -28,44 +27,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 WAIT_S = 180.0
 
 
-def export_tiny(root: Path, version: int) -> None:
-    import torch
-
-    from encoder.config import PinClipConfig
-    from encoder.export import export_model
-    from encoder.model import PinClipModel
-
-    torch.manual_seed(version)
-    export_model(PinClipModel(PinClipConfig.tiny()), root / f"v{version}", version)
-
-
 @pytest.fixture(scope="module")
 def setup(
-    kafka_bootstrap: str,
-    neo4j_settings: Any,
     milvus_server_uri: str,
+    export_tiny_model: Callable[..., int],
+    worker_config: Callable[..., WorkerConfig],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[WorkerConfig, SyntheticStream, str]]:
     tmp = tmp_path_factory.mktemp("swap")
     tag = "swap" + uuid.uuid4().hex[:8]
-    export_tiny(tmp / "registry", 1)
-    export_tiny(tmp / "registry", 2)
-    config = WorkerConfig(
-        kafka_bootstrap=kafka_bootstrap,
-        topics=Topics.with_prefix(tag),
-        consumer_group=tag,
-        topic_partitions=1,
-        neo4j_uri=neo4j_settings.uri,
-        neo4j_user=neo4j_settings.user,
-        neo4j_password=neo4j_settings.password,
-        milvus_uri=milvus_server_uri,
-        milvus_alias=f"{tag}_pins",
-        milvus_prefix=f"{tag}_v",
-        registry_url=str(tmp / "registry"),
-        model_version=None,  # newest in registry is v2: the alias (v1) must win
-        state_dir=tmp / "state",
-        metrics_port=None,
-    )
+    export_tiny_model(tmp / "registry", 1)
+    export_tiny_model(tmp / "registry", 2)
+    # newest in the registry is v2: the alias (v1) must win at start
+    config = worker_config(tag, milvus_server_uri, tmp, model_version=None)
     gen = SyntheticStream(f"{tag}-", tmp / "images", seed=3, inline_fraction=0.0)
     try:
         yield config, gen, tag
@@ -75,7 +49,7 @@ def setup(
         vs.close()
         with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
             gs.delete_by_prefix(f"{tag}-")
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
         admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
         admin.close()
 

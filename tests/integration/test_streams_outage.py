@@ -13,15 +13,14 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kafka.admin import KafkaAdminClient
 
 from graph_store import GraphStore
-from streams.config import Topics, WorkerConfig
+from streams.config import WorkerConfig
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
 from streams.synthetic import SyntheticStream
@@ -67,39 +66,22 @@ class LiteServer:
 
 @pytest.fixture
 def outage_setup(
-    kafka_bootstrap: str, neo4j_settings: Any, tmp_path: Path
+    export_tiny_model: Callable[..., int],
+    worker_config: Callable[..., WorkerConfig],
+    tmp_path: Path,
 ) -> Iterator[tuple[WorkerConfig, LiteServer, str]]:
-    import torch
-
-    from encoder.config import PinClipConfig
-    from encoder.export import export_model
-    from encoder.model import PinClipModel
-
-    torch.manual_seed(0)
-    export_model(PinClipModel(PinClipConfig.tiny()), tmp_path / "registry" / "v1", 1)
+    export_tiny_model(tmp_path / "registry", 1)
     tag = "outage" + uuid.uuid4().hex[:8]
     server = LiteServer(tmp_path / "milvus", free_port())
     server.start()
-    config = WorkerConfig(
-        kafka_bootstrap=kafka_bootstrap,
-        topics=Topics.with_prefix(tag),
-        consumer_group=tag,
-        topic_partitions=1,
-        neo4j_uri=neo4j_settings.uri,
-        neo4j_user=neo4j_settings.user,
-        neo4j_password=neo4j_settings.password,
-        milvus_uri=f"http://127.0.0.1:{server.port}",
-        registry_url=str(tmp_path / "registry"),
-        state_dir=tmp_path / "state",
-        metrics_port=None,
-    )
+    config = worker_config(tag, f"http://127.0.0.1:{server.port}", tmp_path)
     try:
         yield config, server, tag
     finally:
         server.stop()
         with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
             gs.delete_by_prefix(f"{tag}-")
-        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
         admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
         admin.close()
 
@@ -129,7 +111,9 @@ def test_milvus_outage_is_waited_out_without_loss(
         assert progress.wait_until(lambda p: all(i in p.embedded for i in ids), WAIT_S)
         assert progress.dead == []
         producer.close()
-    vs = VectorStore(config.milvus_uri, dim=32)
+    vs = VectorStore(
+        config.milvus_uri, alias=config.milvus_alias, dim=32, prefix=config.milvus_prefix
+    )
     try:
         found = {p.pin_id for p in vs.get([p.pin_id for p in before + during])}
         assert found == {p.pin_id for p in before + during}
