@@ -56,6 +56,23 @@ def milvus_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("milvus_server_uri"))
 
 
+@pytest.fixture
+def clean_graph(neo4j_settings: Neo4jSettings, prefix: str) -> Iterator[Any]:
+    """A GraphStore on the real Neo4j with its schema in place. The server is shared, so every
+    node under the requesting module's `prefix` fixture is deleted afterwards."""
+    from graph_store import GraphStore
+
+    store = GraphStore(
+        neo4j_settings.uri, neo4j_settings.user, neo4j_settings.password, neo4j_settings.database
+    )
+    store.ensure_schema()
+    try:
+        yield store
+    finally:
+        store.delete_by_prefix(prefix)
+        store.close()
+
+
 @pytest.fixture(scope="session")
 def export_tiny_model() -> Callable[..., int]:
     """`export_tiny_model(registry_root, version)` writes a tiny random PinCLIP as v<version>

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -32,30 +31,14 @@ HAND_GRAPH = {
 #   cap 1  : B1 keeps c, B2 keeps b, B3 keeps a, B4 keeps c -> c=2 a=1 b=1
 
 
-def _secret(value: Any) -> str:
-    reveal = getattr(value, "get_secret_value", None)
-    return str(reveal() if callable(reveal) else value or "")
-
-
 @pytest.fixture
 def prefix() -> str:
     return f"test-graphn-{uuid4().hex[:10]}-"
 
 
 @pytest.fixture
-def store(neo4j_settings: Any, prefix: str) -> Iterator[GraphStore]:
-    gs = GraphStore(
-        neo4j_settings.uri,
-        neo4j_settings.user,
-        _secret(neo4j_settings.password),
-        getattr(neo4j_settings, "database", "neo4j"),
-    )
-    gs.ensure_schema()
-    try:
-        yield gs
-    finally:
-        gs.delete_by_prefix(prefix)
-        gs.close()
+def store(clean_graph: GraphStore) -> GraphStore:
+    return clean_graph
 
 
 def write_boards(store: GraphStore, prefix: str, boards: dict[str, list[tuple[str, int]]]) -> None:

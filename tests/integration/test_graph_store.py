@@ -6,7 +6,6 @@ The server is shared, so every test writes under its own id prefix and deletes i
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,30 +20,14 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 
 
-def _secret(value: Any) -> str:
-    reveal = getattr(value, "get_secret_value", None)
-    return str(reveal() if callable(reveal) else value or "")
-
-
 @pytest.fixture
 def prefix() -> str:
     return f"test-graph-{uuid4().hex[:10]}-"
 
 
 @pytest.fixture
-def store(neo4j_settings: Any, prefix: str) -> Iterator[GraphStore]:
-    gs = GraphStore(
-        neo4j_settings.uri,
-        neo4j_settings.user,
-        _secret(neo4j_settings.password),
-        getattr(neo4j_settings, "database", "neo4j"),
-    )
-    gs.ensure_schema()
-    try:
-        yield gs
-    finally:
-        gs.delete_by_prefix(prefix)
-        gs.close()
+def store(clean_graph: GraphStore) -> GraphStore:
+    return clean_graph
 
 
 def graph_state(store: GraphStore, prefix: str) -> dict[str, Any]:

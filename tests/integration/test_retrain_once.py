@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -34,14 +33,8 @@ def prefix() -> str:
 
 
 @pytest.fixture
-def graph(neo4j_settings: Any, prefix: str) -> Iterator[GraphStore]:
-    store = GraphStore(neo4j_settings.uri, neo4j_settings.user, neo4j_settings.password)
-    store.ensure_schema()
-    try:
-        yield store
-    finally:
-        store.delete_by_prefix(prefix)
-        store.close()
+def graph(clean_graph: GraphStore) -> GraphStore:
+    return clean_graph
 
 
 @pytest.fixture
