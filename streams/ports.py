@@ -1,0 +1,61 @@
+"""What `streams` needs from the other packages, as `Protocol`s instead of `Any`.
+
+`vector_store.VectorStore`, `graph_store.GraphStore` and `encoder.service.EncoderService`
+satisfy these structurally; tests and benchmarks may pass anything else that does. Every method
+either succeeds, or raises something `streams.errors.classify` sorts (a store's "unavailable"
+error is transient; a store's other errors and `ValueError` for a refused row are
+deterministic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class VectorSink(Protocol):
+    """Milvus as the stream sees it: one collection per model version (blocking calls)."""
+
+    def ensure_version(self, version: int) -> str: ...
+    def live_version(self) -> int | None: ...
+    def switch_alias(self, version: int, expected_count: int | None = None) -> Any: ...
+    def upsert(self, version: int, pins: Sequence[Any]) -> int: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class GraphSink(Protocol):
+    """Neo4j as the stream sees it: idempotent pin and save writes (blocking calls)."""
+
+    def ensure_schema(self) -> None: ...
+    def upsert_pins(self, pins: Sequence[Any]) -> int: ...
+    def add_saves(self, saves: Sequence[Any]) -> int: ...
+    def close(self) -> None: ...
+
+
+class Embedding(Protocol):
+    """One pin's vectors from one model version (encoder.service.PinEmbedding satisfies it)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def image(self) -> np.ndarray | None: ...
+    @property
+    def text(self) -> np.ndarray | None: ...
+    @property
+    def pin(self) -> np.ndarray | None: ...
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """One loaded model version (encoder.service.EncoderService satisfies it)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    async def embed_many(self, contents: list[Any]) -> Sequence[Embedding | Exception]: ...
+    async def close(self) -> None: ...
