@@ -17,6 +17,12 @@ pytest_plugins = ["pytester"]  # tests/unit/test_ci_policy.py runs pytest on pyt
 
 _skipped: list[SkippedTest] = []
 
+# `make test` runs pytest after `eval "$(pinclip services env)"`, which points the *app* at the
+# Milvus server (PINCLIP_MILVUS_URI). Tests choose their Milvus explicitly — the `milvus_uri`
+# fixture (lite and server), `milvus_server_uri`, or their own settings — so that variable must
+# not turn a test that builds Settings() with the embedded milvus-lite default into a server test.
+os.environ.pop("PINCLIP_MILVUS_URI", None)
+
 
 def _resolved(resolver: Callable[[], fixtures.Provided]) -> Iterator[Any]:
     try:
