@@ -137,6 +137,7 @@ def create_api_from_settings(settings: Any) -> FastAPI:
         settings.milvus_alias,
         dim,
         settings.milvus_consistency,
+        prefix=settings.milvus_collection_prefix,
     )
     encoders = VersionedEncoders(
         settings.registry_url, Path(settings.state_dir) / "model-cache", settings.onnx_provider

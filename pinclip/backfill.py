@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +21,8 @@ from typing import Any
 
 import numpy as np
 import structlog
-from tqdm import tqdm
+
+from trainer.progress import progress_bar
 
 log = structlog.get_logger("backfill")
 
@@ -132,9 +132,9 @@ def backfill(
     else:
         log.info("backfill.start", version=version, resume_after=resumed_from or None)
         total = graph.count_pins(id_prefix=id_prefix)
-        bar = tqdm(
-            total=total, initial=state.embedded + len(state.failed), disable=not progress,
-            file=sys.stderr, desc=f"backfill v{version}", unit="pin",
+        bar = progress_bar(
+            total, initial=state.embedded + len(state.failed), enabled=progress,
+            desc=f"backfill v{version}", unit="pin",
         )  # fmt: skip
         for page in graph.iter_pins(page_size, id_prefix=id_prefix):
             todo = [p for p in page if p.pin_id > state.last_pin_id]

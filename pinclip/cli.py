@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from pinclip.logging import configure_logging
@@ -46,7 +48,16 @@ def demo(
 
 def main() -> None:
     _register()
-    app()
+    try:
+        app()
+    except Exception as exc:
+        from pinclip.errors import user_message
+
+        message = user_message(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

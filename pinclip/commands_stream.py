@@ -34,6 +34,36 @@ def produce(
     typer.echo(f"produced {count} records to {name}")
 
 
+@app.command("stream-dataset")
+def stream_dataset(
+    data: str = typer.Argument(
+        ..., help="Dataset directory or fsspec URL (dataset.json, pins.jsonl, saves.jsonl)."
+    ),
+    images: str = typer.Option(
+        "uri",
+        help="uri: send each image's URI (local paths as absolute file:// URIs, read by the "
+        "worker on its own filesystem); inline: send the bytes base64 in the event (≤ 2 MB).",
+    ),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N pins and their saves."),
+    rate: float = typer.Option(0.0, min=0.0, help="Events per second; 0: as fast as possible."),
+    wait: bool = typer.Option(
+        True, help="Wait until the worker processed every event, then report the outcome."
+    ),
+    timeout: float = typer.Option(600.0, min=1.0, help="Longest wait for the worker (seconds)."),
+) -> None:
+    """Stream a dataset into the live system: pins → new-pin events, saves → repin events.
+
+    Each pin is created on the board of its first save; its other saves become repins. With
+    --wait (the default) it then follows the worker's consumer group until every event is
+    written to Milvus and Neo4j or dead-lettered, and says which.
+
+    Example: pinclip stream-dataset var/data --limit 500
+    """
+    from pinclip.stream_dataset import stream_dataset as run
+
+    run(get_settings(), data, images=images, limit=limit, rate=rate, wait=wait, timeout_s=timeout)
+
+
 @app.command()
 def worker(
     metrics_port: int | None = typer.Option(None, help="Override PINCLIP_METRICS_PORT; 0: none."),

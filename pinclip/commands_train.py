@@ -37,6 +37,7 @@ def _vectors(settings: Settings, dim: int) -> Any:
         alias=settings.milvus_alias,
         dim=dim,
         consistency=settings.milvus_consistency,
+        prefix=settings.milvus_collection_prefix,
     )
 
 

@@ -71,6 +71,16 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
 
+    # --- operator output, shared deployments (readme) ---------------------------------------------
+    milvus_collection_prefix: str = Field(
+        "pins_v",
+        description="Milvus collection of version N: <prefix><N>. Deployments sharing one Milvus "
+        "use different prefixes (and aliases).",
+    )
+    progress_interval_s: float = Field(
+        10.0, description="Seconds between the worker's `worker_progress` log lines (0: none)."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

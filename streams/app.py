@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streams import metrics
 from streams.config import WorkerConfig
 from streams.events import Event
+from streams.heartbeat import Snapshot, progress_fields
+from streams.log_noise import demote_known_noise
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.worker import BatchOutcome, PinWorker
 
@@ -141,6 +144,8 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         record = SourceRecord(message.topic, message.partition, message.offset, message.value)
         await publish(await worker.handle_model_update(record))
 
+    lags: dict[tuple[str, int], int] = {}  # latest lag per input partition
+
     @app.timer(interval=1.0)
     async def report_lag() -> None:
         consumer = app.consumer
@@ -151,7 +156,24 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
             if next_offset is None:
                 next_offset = await consumer.position(tp)
             lag = consumer_lag(consumer.highwater(tp), next_offset)
+            lags[(tp.topic, tp.partition)] = lag
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    if config.progress_interval_s > 0:
+        last: list[Snapshot] = []
+
+        @app.timer(interval=config.progress_interval_s)
+        async def report_progress() -> None:
+            """One `worker_progress` line: embedded, dead-lettered, repins, lag, versions."""
+            if not worker.ready.is_set():
+                return
+            now = Snapshot(
+                time.monotonic(), dict(worker.counts), sum(lags.values()), worker.models.targets()
+            )
+            fields = progress_fields(last[-1] if last else None, now)
+            last[:] = [now]
+            if fields is not None:
+                log.info("worker_progress", **fields)
 
     return app
 
@@ -164,6 +186,7 @@ def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
     """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
     from streams.topics import ensure_topics
 
+    demote_known_noise()
     ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
     app = create_app(config)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)

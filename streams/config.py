@@ -52,6 +52,7 @@ class WorkerConfig:
     image_fetch_timeout_s: float = 5.0
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
+    progress_interval_s: float = 10.0  # a `worker_progress` log line this often; 0: none
 
     @property
     def content_root(self) -> str:
@@ -90,6 +91,7 @@ class WorkerConfig:
             "milvus_token": settings.milvus_token.get_secret_value(),
             "milvus_alias": settings.milvus_alias,
             "milvus_consistency": settings.milvus_consistency,
+            "milvus_prefix": settings.milvus_collection_prefix,
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,
@@ -99,6 +101,7 @@ class WorkerConfig:
             "image_fetch_timeout_s": settings.image_fetch_timeout_s,
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
+            "progress_interval_s": settings.progress_interval_s,
         }
         values.update(overrides)
         return cls(**values)
