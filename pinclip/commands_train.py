@@ -417,9 +417,9 @@ def retrain_cmd(
             typer.echo(outcome.summary())
             return
         if metrics_port:
-            from prometheus_client import start_http_server
+            from streams.metrics import serve_metrics
 
-            start_http_server(metrics_port)
+            serve_metrics(metrics_port, settings.metrics_host)
         retrain_forever(deps, template, work_dir, every_s, tolerance)
 
 

@@ -71,6 +71,13 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
 
+    # --- reliability and trust (docs/RELIABILITY.md) ----------------------------------------------
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's and the retrainer's /metrics (no auth: "
+        "loopback unless a trusted network must scrape it).",
+    )
+
     # --- operator output, shared deployments (readme) ---------------------------------------------
     milvus_collection_prefix: str = Field(
         "pins_v",
