@@ -1,5 +1,8 @@
-"""The `pinclip` command. Sub-commands live next to the code they drive; heavy imports
-(torch, transformers) stay inside the command functions so `pinclip services` starts fast."""
+"""The `pinclip` command.
+
+Sub-commands live next to the code they drive; heavy imports (torch, transformers) stay inside
+the command functions so `pinclip services` starts fast. `USER_HELP` is what `--help` shows.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,21 @@ import typer
 from pinclip.logging import configure_logging
 from pinclip.settings import get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+USER_HELP = """PinCLIP Stream: real-time cold-start embeddings for pins.
+
+A new pin (image, title, description) produced to Kafka is embedded by a PinCLIP-style
+multimodal encoder and becomes searchable for similar pins within about a second: a Faust
+worker writes its vector to Milvus and its board edge to Neo4j. A periodic retrain learns from
+the Pin–Board graph and swaps better models into the stream without mixing versions.
+
+Settings are PINCLIP_* environment variables (see the README). A first run, in order:
+services up, generate-data, train, eval, publish, worker, stream-dataset, api, retrain.
+`pinclip COMMAND --help` explains each command with an example.
+"""
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=USER_HELP, rich_markup_mode="markdown"
+)
 
 
 @app.callback()
@@ -23,7 +40,11 @@ def _register() -> None:
     # Each area registers its commands here; keep one line per area.
     from pinclip.services.cli import app as services_app
 
-    app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+    app.add_typer(
+        services_app,
+        name="services",
+        help="Local Kafka, Neo4j and a Milvus server: up, env, status, down.",
+    )
     from pinclip.commands_stream import register as register_stream
 
     register_stream(app)  # produce, worker, api

@@ -19,7 +19,13 @@ def produce(
         "created", help="created | repinned | model_updates, or a literal topic name."
     ),
 ) -> None:
-    """Produce JSON lines to a topic, one record per line (validated by the worker)."""
+    """Produce JSON lines to a topic, one record per line (validated by the worker).
+
+    Lines are sent as they are, keyed by their pin_id: a malformed one reaches the worker and
+    is dead-lettered on pins.dlq with the reason. For a dataset, use `pinclip stream-dataset`.
+
+    Example: pinclip produce new_pins.jsonl   (or: pinclip produce saves.jsonl --topic repinned)
+    """
     from streams.config import WorkerConfig
     from streams.producer import EventProducer, produce_lines
 
@@ -68,7 +74,14 @@ def stream_dataset(
 def worker(
     metrics_port: int | None = typer.Option(None, help="Override PINCLIP_METRICS_PORT; 0: none."),
 ) -> None:
-    """Run the streaming worker (Faust) until interrupted."""
+    """Run the streaming worker (Faust) until interrupted.
+
+    Consumes pins.created and pins.repinned, embeds new pins with the served model version(s),
+    writes Milvus and Neo4j, and reports each pin on pins.embedded or pins.dlq. Logs a
+    `worker_progress` line every PINCLIP_PROGRESS_INTERVAL_S; metrics on PINCLIP_METRICS_PORT.
+
+    Example: pinclip worker > var/worker.log 2>&1 &
+    """
     from streams.app import run_worker
     from streams.config import WorkerConfig
 
@@ -79,7 +92,10 @@ def worker(
 
 @app.command()
 def api() -> None:
-    """Serve the query API (similar pins by id, text or image) on PINCLIP_API_HOST:PORT."""
+    """Serve the query API (similar pins by id, text or image) on PINCLIP_API_HOST:PORT.
+
+    Example: pinclip api &   then   curl 'http://127.0.0.1:8080/pins/p000042/similar?k=5'
+    """
     import uvicorn
 
     from pinclip.api import create_api_from_settings

@@ -53,14 +53,22 @@ def _publisher(settings: Settings) -> Any:
 @app.command("generate-data")
 def generate_data(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
-    pins: int = 3000,
-    boards: int = 300,
-    topics: int = 12,
-    communities: int = 4,
-    image_size: int = 64,
-    seed: int = 0,
+    pins: int = typer.Option(3000, min=1, help="Pins to generate."),
+    boards: int = typer.Option(300, min=1, help="Boards the pins are saved to (Zipf sizes)."),
+    topics: int = typer.Option(12, min=1, help="Latent topics (shape + hue, topic words)."),
+    communities: int = typer.Option(
+        4, min=1, help="Groups of topics boards mix: the signal only the graph carries."
+    ),
+    image_size: int = typer.Option(64, min=8, help="Side of the square PNG images (pixels)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same dataset."),
 ) -> None:
-    """Write a synthetic Pin–Board dataset (images, pins.jsonl, saves.jsonl, dataset.json)."""
+    """Write a synthetic Pin–Board dataset (images, pins.jsonl, saves.jsonl, dataset.json).
+
+    The format is the one any dataset must have (docs/trainer.md); images are PNG files under
+    OUT/images, referenced by relative paths.
+
+    Example: pinclip generate-data --out var/data --pins 2000
+    """
     from trainer.generator import GeneratorConfig, generate
 
     cfg = GeneratorConfig(
@@ -78,7 +86,7 @@ def generate_data(
 @app.command("export-data")
 def export_data(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
-    id_prefix: str = "",
+    id_prefix: str = typer.Option("", help="Only pins whose id starts with this."),
 ) -> None:
     """Export the live Neo4j graph to the offline dataset format."""
     from trainer.export_graph import export_graph
@@ -93,20 +101,28 @@ def train_cmd(
     data: Annotated[str, typer.Option(help="Dataset directory or fsspec URL.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, model/, train.json).")],
     model: str = typer.Option("tiny", help="Preset: tiny, small, minilm, default."),
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    steps: int = typer.Option(200, min=1, help="Optimizer steps (one batch each)."),
+    batch_size: int = typer.Option(32, min=2, help="Pins per batch (in-batch negatives)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (warmup, then cosine decay)."),
     neighbor_weight: float = typer.Option(1.0, help="0 = ablation without neighbor alignment."),
     sampler: str = typer.Option("coboard", help="Neighbor sampler: coboard or walk."),
-    heldout: float = 0.1,
-    split_seed: int = 0,
-    seed: int = 0,
-    workers: int = 1,
+    heldout: float = typer.Option(
+        0.1, help="Fraction of saved pins held out (with all their saves) for `pinclip eval`."
+    ),
+    split_seed: int = typer.Option(0, help="Seed of the held-out split."),
+    seed: int = typer.Option(0, help="Seed of initialisation, batch order and sampling."),
+    workers: int = typer.Option(1, min=0, help="DataLoader worker processes (0: in-process)."),
     threads: int = typer.Option(1, help="torch CPU threads (more only on an idle machine)."),
-    resume: bool = True,
+    resume: bool = typer.Option(True, help="Continue from OUT/checkpoint when it exists."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
 ) -> None:
-    """Train with multi-granular + neighbor alignment; resumes from OUT/checkpoint."""
+    """Train with multi-granular + neighbor alignment; resumes from OUT/checkpoint.
+
+    Writes OUT/model (the trained encoder), OUT/train.json (loss history) and
+    OUT/train_config.json (kept in the registry by `pinclip publish`, reused by retrain).
+
+    Example: pinclip train --data var/data --out var/run --model minilm --steps 300
+    """
     from trainer.config import TrainConfig
     from trainer.loop import train
     from trainer.losses import LossWeights
@@ -141,7 +157,16 @@ def eval_cmd(
     ablation: Path | None = typer.Option(None, help="Run trained with --neighbor-weight 0."),
     minilm: bool = typer.Option(True, help="Include the frozen MiniLM text baseline."),
 ) -> None:
-    """Cold-start Recall@1/10/50, MRR and text→pin Recall@10 with baselines; writes eval.json."""
+    """Cold-start Recall@1/10/50, MRR and text→pin Recall@10 with baselines; writes eval.json.
+
+    Each held-out pin (removed from training with all its saves, like a brand-new pin) queries
+    the training pins by content alone; the relevant pins are those sharing a board with it.
+    recall@K = |relevant in top K| / min(K, |relevant|), averaged over queries — so 1.0 is
+    reachable, and recall@1 can exceed recall@10 (a pin with 5 relevant pins and one at rank 1
+    scores 1.0 at K=1 but 2/5 at K=10 if only 2 of them are in its top 10).
+
+    Example: pinclip eval --run var/run
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -168,8 +193,16 @@ def eval_cmd(
         table.add_column(col, justify="right")
     for name, row in report["rows"].items():
         table.add_row(name, *(f"{row[c]:.4f}" if c in row else "n/a" for c in cols))
+    table.caption = EVAL_CAPTION
     Console().print(table)
     typer.echo(f"wrote {path}")
+
+
+EVAL_CAPTION = (
+    "recall@K = |relevant in top K| / min(K, |relevant|), relevant = training pins that share a "
+    "board with the new pin; the denominator grows with K, so recall@1 can exceed recall@10. "
+    "mrr: 1 / rank of the first relevant pin. text_to_pin@10: the pin's own text finds it."
+)
 
 
 class Stage(StrEnum):

@@ -14,7 +14,9 @@ from pinclip.services import manager
 from pinclip.services.base import ServiceError
 from pinclip.services.config import ServicesConfig
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="markdown"
+)
 
 
 err = Console(stderr=True)
@@ -106,6 +108,11 @@ def _shown_path(path: Path) -> str:
 
 @app.command()
 def env(only: Only = None) -> None:
-    """Print `export PINCLIP_...=` lines for every service (use with eval)."""
+    """Print `export PINCLIP_...=` lines pointing the app at these services.
+
+    Use it as `eval "$(pinclip services env)"`. It includes the Milvus server
+    (PINCLIP_MILVUS_URI), so the worker, the API, backfill and retrain share one Milvus;
+    without it the app uses embedded milvus-lite, which one process at a time can open.
+    """
     for line in manager.env_lines(_services(only)):
         typer.echo(line)
