@@ -46,9 +46,10 @@ def stream_dataset(
         ..., help="Dataset directory or fsspec URL (dataset.json, pins.jsonl, saves.jsonl)."
     ),
     images: str = typer.Option(
-        "uri",
-        help="uri: send each image's URI (local paths as absolute file:// URIs, read by the "
-        "worker on its own filesystem); inline: send the bytes base64 in the event (≤ 2 MB).",
+        "inline",
+        help="inline: the image bytes go in the event (base64; small images, any worker); "
+        "uri: the image's URI goes (local paths as absolute file:// URIs, which the worker "
+        "reads on its own filesystem, inside PINCLIP_FETCH_FILE_ROOTS).",
     ),
     limit: int | None = typer.Option(None, min=1, help="Only the first N pins and their saves."),
     rate: float = typer.Option(0.0, min=0.0, help="Events per second; 0: as fast as possible."),

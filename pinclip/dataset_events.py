@@ -5,10 +5,11 @@ a board); every further save becomes a Repin. Pins come first, in dataset order,
 repins, so the worker normally sees a pin before its saves (it would accept them either way:
 graph writes are MERGEs).
 
-Images travel either by URI — a dataset-relative path becomes an absolute `file://` URI, read
-by the worker on *its* filesystem — or inline (base64 in the event, for a worker on another
-machine, at most 2 MB per image). Nothing here talks to Kafka: `pinclip stream-dataset` sends
-what this yields.
+Images travel inline (the default: base64 in the event, so a worker anywhere can embed it; it
+keeps the bytes in its content store, from where retraining and backfills re-read them; small
+images only — one event must fit a Kafka record) or by URI: a dataset-relative path becomes an
+absolute `file://` URI, which the worker reads on *its* filesystem, inside its allowed file
+roots. Nothing here talks to Kafka: `pinclip stream-dataset` sends what this yields.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from pydantic import ValidationError
 from streams.events import MAX_INLINE_IMAGE_BYTES, NewPin, Repin
 from trainer.dataset import Dataset, PinRecord, SaveRecord
 
-IMAGE_MODES = ("uri", "inline")
+IMAGE_MODES = ("inline", "uri")
 ANONYMOUS_USER = "anonymous"
+#: A Kafka record's default size limit (broker message.max.bytes, client max_request_size ≈ 1 MiB)
+KAFKA_RECORD_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,15 @@ def new_pin_event(
                     f"image is {len(data)} bytes, more than the {MAX_INLINE_IMAGE_BYTES} an "
                     "inline image may have: stream it with --images uri",
                 )
-            return NewPin.with_inline_image(data, **fields)
+            event = NewPin.with_inline_image(data, **fields)
+            size = len(event.to_json_bytes())
+            if size > KAFKA_RECORD_LIMIT:
+                return Skipped(
+                    pin.pin_id,
+                    f"with its image inline the event is {size} bytes, more than a Kafka record "
+                    f"takes by default ({KAFKA_RECORD_LIMIT}): stream it with --images uri",
+                )
+            return event
         return NewPin.model_validate({**fields, "image_uri": image_uri(dataset, pin)})
     except OSError as exc:
         return Skipped(pin.pin_id, f"image unreadable: {exc}")
@@ -126,7 +137,7 @@ def dataset_events(
     dataset: Dataset,
     plan: DatasetPlan,
     *,
-    images: str = "uri",
+    images: str = "inline",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     read_image: Callable[[PinRecord], bytes] | None = None,
 ) -> Iterator[NewPin | Repin | Skipped]:

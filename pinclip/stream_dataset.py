@@ -12,7 +12,13 @@ from typing import Any
 
 import typer
 
-from pinclip.dataset_events import DatasetPlan, Skipped, dataset_events, plan_dataset
+from pinclip.dataset_events import (
+    IMAGE_MODES,
+    DatasetPlan,
+    Skipped,
+    dataset_events,
+    plan_dataset,
+)
 from pinclip.errors import UserError
 from trainer.progress import progress_bar
 
@@ -24,7 +30,7 @@ def stream_dataset(
     settings: Any,
     data: str,
     *,
-    images: str = "uri",
+    images: str = "inline",
     limit: int | None = None,
     rate: float = 0.0,
     wait: bool = True,
@@ -35,8 +41,8 @@ def stream_dataset(
     from streams.topics import ensure_topics
     from trainer.dataset import DatasetFormatError, read_dataset
 
-    if images not in ("uri", "inline"):
-        raise UserError(f"--images must be uri or inline, not {images!r}")
+    if images not in IMAGE_MODES:
+        raise UserError(f"--images must be one of {', '.join(IMAGE_MODES)}, not {images!r}")
     try:
         dataset = read_dataset(data)
     except (DatasetFormatError, FileNotFoundError) as exc:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from streams.config import Topics
 from streams.events import DeadLetter, PinEmbedded
@@ -78,7 +79,14 @@ class GroupCatchUp:
         return self.end_offsets([self.topics.embedded, self.topics.dlq])
 
     def committed(self) -> dict[TopicPartition, int]:
-        offsets = self._admin.list_group_offsets(self.group).get(self.group, {})
+        """The group's committed offsets; empty while the group has none or its coordinator
+        is not there yet (a fresh broker creates __consumer_offsets on first use)."""
+        try:
+            offsets = self._admin.list_group_offsets(self.group).get(self.group, {})
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False):
+                raise
+            return {}
         return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
     @staticmethod

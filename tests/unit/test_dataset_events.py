@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pinclip.dataset_events import Skipped, dataset_events, plan_dataset
+from pinclip.dataset_events import KAFKA_RECORD_LIMIT, Skipped, dataset_events, plan_dataset
 from streams.events import MAX_INLINE_IMAGE_BYTES, NewPin, Repin
 from trainer.dataset import PinRecord, SaveRecord, read_dataset, write_dataset
 
@@ -49,7 +49,7 @@ def test_pins_then_repins_with_absolute_file_uris(dataset_dir: Path) -> None:
     dataset = read_dataset(dataset_dir)
     plan = plan_dataset(dataset)
     assert [p.pin_id for p in plan.without_board] == ["p3"]
-    events = list(dataset_events(dataset, plan, clock=lambda: NOW))
+    events = list(dataset_events(dataset, plan, images="uri", clock=lambda: NOW))
     assert [type(e) for e in events] == [NewPin, NewPin, Repin]
     first, second, repin = events
     assert isinstance(first, NewPin) and isinstance(second, NewPin) and isinstance(repin, Repin)
@@ -86,18 +86,20 @@ def test_rows_that_cannot_be_events_are_skipped_with_a_reason(tmp_path: Path) ->
     )
     dataset = read_dataset(root)
     plan = plan_dataset(dataset)
-    by_uri = list(dataset_events(dataset, plan))
+    by_uri = list(dataset_events(dataset, plan, images="uri"))
     assert isinstance(by_uri[0], Skipped) and "title" in by_uri[0].reason
     assert isinstance(by_uri[1], NewPin)  # by URI: the worker finds out, and dead-letters it
     inline = list(dataset_events(dataset, plan, images="inline"))
     assert isinstance(inline[1], Skipped) and "unreadable" in inline[1].reason
 
 
-def test_an_image_too_big_to_inline_is_skipped_with_the_remedy(dataset_dir: Path) -> None:
+@pytest.mark.parametrize("size", [MAX_INLINE_IMAGE_BYTES + 1, KAFKA_RECORD_LIMIT])
+def test_an_image_too_big_to_inline_is_skipped_with_the_remedy(
+    dataset_dir: Path, size: int
+) -> None:
     dataset = read_dataset(dataset_dir)
-    big = b"\0" * (MAX_INLINE_IMAGE_BYTES + 1)
     event, _repin = dataset_events(
-        dataset, plan_dataset(dataset, limit=1), images="inline", read_image=lambda _: big
+        dataset, plan_dataset(dataset, limit=1), images="inline", read_image=lambda _: b"\0" * size
     )
     assert isinstance(event, Skipped) and "--images uri" in event.reason
 

@@ -125,3 +125,9 @@ def test_env_points_the_app_at_the_milvus_server(tmp_path: Path) -> None:
     assert "export PINCLIP_TEST_MILVUS_SERVER_URI=http://127.0.0.1:29530" in lines
     without = ServicesConfig.model_validate({"state_dir": tmp_path, "enable_milvus": False})
     assert not any("MILVUS" in line for line in manager.env_lines(manager.build_services(without)))
+
+
+def test_a_kafka_cluster_id_never_reads_as_an_option() -> None:
+    from pinclip.services.kafka import new_cluster_id
+
+    assert not any(new_cluster_id().startswith("-") for _ in range(5000))
