@@ -126,6 +126,29 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
     return build
 
 
+@pytest.fixture(scope="session")
+def run_pinclip() -> Callable[..., Any]:
+    """`run_pinclip(*args, cwd=DIR, **settings)`: the real `pinclip` CLI in a subprocess, as a
+    user runs it, with only the given PINCLIP_* settings (e.g. `registry_url=...`)."""
+    import subprocess
+    import sys
+
+    def run(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PINCLIP_")}
+        env.update({f"PINCLIP_{name.upper()}": value for name, value in settings.items()})
+        return subprocess.run(
+            [sys.executable, "-m", "pinclip.cli", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    return run
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -6,10 +6,8 @@ The commands run as a user runs them (a subprocess of the real CLI on a real reg
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +17,6 @@ from pinclip.errors import UserError
 from pinclip.registry import ModelRegistry, weights_sha256
 from pinclip.retrain import retrain_template, wait_for_candidate
 from trainer.config import TrainConfig
-
-
-def pinclip(*args: str, registry: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINCLIP_")}
-    env.update(PINCLIP_REGISTRY_URL=str(registry), PINCLIP_STATE_DIR=str(cwd / "var"))
-    return subprocess.run(
-        [sys.executable, "-m", "pinclip.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +51,26 @@ def registry_1_2(tmp_path_factory: pytest.TempPathFactory, export_tiny_model: An
 
 
 def test_unknown_versions_get_one_line_naming_the_ones_there_are(
-    tmp_path: Path, registry_1_2: Path
+    tmp_path: Path, registry_1_2: Path, run_pinclip: Any
 ) -> None:
     for command in (["publish", "--version", "7", "--no-send"], ["backfill", "--version", "7"]):
-        line = one_error_line(pinclip(*command, registry=registry_1_2, cwd=tmp_path))
+        line = one_error_line(run_pinclip(*command, cwd=tmp_path, registry_url=str(registry_1_2)))
         assert line == f"error: no v7 in the registry {registry_1_2} (have 1, 2)"
     with pytest.raises(UserError, match=r"^no v1 in the registry .* \(it is empty\)$"):
         ModelRegistry(str(tmp_path / "empty")).require(1)
 
 
 def test_publishing_a_run_twice_is_refused_and_the_config_is_kept(
-    tmp_path: Path, trained_run: Path
+    tmp_path: Path, trained_run: Path, run_pinclip: Any
 ) -> None:
     registry = tmp_path / "registry"
-    first = pinclip(
-        "publish", "--run", str(trained_run), "--no-send", registry=registry, cwd=tmp_path
+    first = run_pinclip(
+        "publish", "--run", str(trained_run), "--no-send", cwd=tmp_path, registry_url=str(registry)
     )
     assert first.returncode == 0, first.stderr
     assert f"registered v1 at {registry}/v1" in first.stdout
-    again = pinclip(
-        "publish", "--run", str(trained_run), "--no-send", registry=registry, cwd=tmp_path
+    again = run_pinclip(
+        "publish", "--run", str(trained_run), "--no-send", cwd=tmp_path, registry_url=str(registry)
     )
     assert one_error_line(again) == (
         f"error: {trained_run} is already registered as v1; "

@@ -3,7 +3,6 @@ line that says what to do — not milvus-lite's traceback."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -51,24 +50,13 @@ def test_the_same_process_may_open_a_directory_twice(tmp_path: Path) -> None:
 
 
 def test_the_cli_says_in_one_line_to_use_the_milvus_server(
-    held_directory: Path, tmp_path: Path, export_tiny_model: Any
+    held_directory: Path, tmp_path: Path, export_tiny_model: Any, run_pinclip: Any
 ) -> None:
     export_tiny_model(tmp_path / "registry", 1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PINCLIP_")}
-    env.update(
-        PINCLIP_MILVUS_URI=str(held_directory),
-        PINCLIP_REGISTRY_URL=str(tmp_path / "registry"),
-        PINCLIP_STATE_DIR=str(tmp_path / "var"),
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "pinclip.cli", "backfill", "--version", "1"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    result = run_pinclip(
+        "backfill", "--version", "1", cwd=tmp_path,
+        milvus_uri=str(held_directory), registry_url=str(tmp_path / "registry"),
+    )  # fmt: skip
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
