@@ -208,17 +208,6 @@ class EmbeddedPin:
     record: SourceRecord
 
 
-def split_failures(
-    items: Sequence[T], results: Sequence[Any], is_failure: Callable[[Any], bool]
-) -> tuple[list[tuple[T, Any]], list[tuple[T, Any]]]:
-    """Pair items with results and split into (ok, failed), keeping order."""
-    ok: list[tuple[T, Any]] = []
-    failed: list[tuple[T, Any]] = []
-    for item, result in zip(items, results, strict=True):
-        (failed if is_failure(result) else ok).append((item, result))
-    return ok, failed
-
-
 def combine_embeddings(
     ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
 ) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
