@@ -12,10 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import forget_stream_run
 from kafka import KafkaConsumer, TopicPartition
-from kafka.admin import KafkaAdminClient
 
-from graph_store import GraphStore
 from streams.config import WorkerConfig, write_private
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
@@ -58,13 +57,7 @@ def crash_setup(
     try:
         yield config, SyntheticStream(f"{tag}-", tmp_path / "images", seed=5)
     finally:
-        with GraphStore(
-            config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
-        ) as gs:
-            gs.delete_by_prefix(f"{tag}-")
-        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
-        admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
-        admin.close()
+        forget_stream_run(config, tag)
 
 
 def test_an_agent_that_raises_exits_the_worker_without_committing_its_batch(
