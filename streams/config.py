@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streams.content.policy import FetchPolicy
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -48,8 +50,7 @@ class WorkerConfig:
     # stream
     batch_max: int = 64  # events per take() batch
     batch_within_s: float = 0.05  # longest wait to fill a take() batch
-    max_image_bytes: int = 10_000_000
-    image_fetch_timeout_s: float = 5.0
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
 
@@ -59,13 +60,19 @@ class WorkerConfig:
 
     def to_json(self) -> str:
         """For starting a worker subprocess: `python -m streams.app CONFIG.json`."""
-        values = {**vars(self), "topics": vars(self.topics), "state_dir": str(self.state_dir)}
+        values = {
+            **vars(self),
+            "topics": vars(self.topics),
+            "fetch": self.fetch.to_dict(),
+            "state_dir": str(self.state_dir),
+        }
         return json.dumps(values, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
         values = json.loads(text)
         values["topics"] = Topics(**values["topics"])
+        values["fetch"] = FetchPolicy.from_dict(values.get("fetch", {}))
         values["state_dir"] = Path(values["state_dir"])
         return cls(**values)
 
@@ -95,8 +102,7 @@ class WorkerConfig:
             "onnx_provider": settings.onnx_provider,
             "max_batch": settings.max_batch,
             "max_delay_ms": settings.max_delay_ms,
-            "max_image_bytes": settings.max_image_bytes,
-            "image_fetch_timeout_s": settings.image_fetch_timeout_s,
+            "fetch": FetchPolicy.from_settings(settings),
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
         }
