@@ -87,6 +87,12 @@ def podman(*args: str, check: bool = True, timeout: float | None = 600) -> str:
     return result.stdout
 
 
+def exists(kind: str, name: str) -> bool:
+    """`podman image|container|volume|network exists NAME`."""
+    argv = ["podman", kind, "exists", name]
+    return subprocess.run(argv, env=podman_env(), capture_output=True, check=False).returncode == 0
+
+
 def missing_packages(which: Callable[[str], str | None] = shutil.which) -> list[str]:
     """Debian packages to install: the tools podman needs and docker-compose."""
     missing = [pkg for tool, pkg in DEBIAN_PACKAGES.items() if which(tool) is None]

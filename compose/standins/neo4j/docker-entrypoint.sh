@@ -18,6 +18,7 @@ heap="512m"
   echo "server.directories.import=${home}/import"
   echo "dbms.usage_report.enabled=false"
   echo "server.logs.gc.enabled=false"
+  echo "server.logs.user.config=${home}/conf-defaults/user-logs.xml"
   for var in $(compgen -e); do
     case "${var}" in
       NEO4J_AUTH|NEO4J_HOME|NEO4J_ACCEPT_LICENSE_AGREEMENT|NEO4J_EDITION) continue ;;
