@@ -91,7 +91,7 @@ class PinWorker:
             config.registry_url,
         )
         self.retry = retry or RetryPolicy()
-        self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
+        self.fetcher = ContentFetcher(config.fetch.with_roots(config.content_root))
         self.content = ContentStore(config.content_root)
         self.started = asyncio.Event()  # stores connected, start version loaded
         self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
