@@ -92,7 +92,7 @@ def malformed_events(prefix: str, tmp: Path, template: dict[str, Any]) -> list[t
         (pin("corrupt", image_uri=corrupt.as_uri()), "decode"),
         (pin("huge", image_uri=huge.as_uri()), "too_large"),
         (pin("unreachable", image_uri=(tmp / "no-such.png").as_uri()), "unreachable"),
-        (pin("refused", image_uri="http://127.0.0.1:9/x.png"), "unreachable"),
+        (pin("refused", image_uri="http://127.0.0.1:9/x.png"), "forbidden"),
     ]
 
 
@@ -271,7 +271,7 @@ def test_malformed_events_are_dead_lettered_with_a_reason(run: Run) -> None:
     assert by_pin[f"{prefix}bad-huge"].reason == "too_large"
     assert by_pin[f"{prefix}bad-huge"].stage == "fetch"
     assert by_pin[f"{prefix}bad-unreachable"].reason == "unreachable"
-    assert by_pin[f"{prefix}bad-refused"].reason == "unreachable"
+    assert by_pin[f"{prefix}bad-refused"].reason == "forbidden"  # loopback: the fetch policy
     corrupt = by_pin[f"{prefix}bad-corrupt"]
     assert corrupt.stage == "decode" and corrupt.reason
     anonymous = {(d.stage, d.reason) for d in run.progress.dead if not d.pin_id}
