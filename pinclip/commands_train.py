@@ -289,9 +289,9 @@ def retrain_cmd(
             typer.echo(f"{outcome.decision.reason}; version={outcome.version}")
             return
         if metrics_port:
-            from prometheus_client import start_http_server
+            from streams.metrics import serve_metrics
 
-            start_http_server(metrics_port)
+            serve_metrics(metrics_port, settings.metrics_host)
         assert every is not None
         retrain_forever(deps, template, work_dir, parse_duration(every), tolerance)
 

@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
 
+    # --- reliability and trust (docs/RELIABILITY.md) ----------------------------------------------
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's and the retrainer's /metrics (no auth: "
+        "loopback unless a trusted network must scrape it).",
+    )
+
     # --- image fetch policy (owner: fetch; docs/streams.md "Fetching images") -------------------
     # Comma-separated lists. Secure by default: http(s) to public addresses only, no local files
     # except the worker's own content store, no other scheme.

@@ -179,7 +179,7 @@ def expected_edges(state: Run) -> dict[str, set[str]]:
 
 
 def graph(config: WorkerConfig) -> GraphStore:
-    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password)
+    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value())
 
 
 def wait_for_graph_edges(config: WorkerConfig, state: Run, progress: StreamProgress) -> None:
