@@ -53,6 +53,7 @@ class AddressRefused(Exception):
 
     def __init__(self, host: str, kind: str) -> None:
         super().__init__(f"{host}: {kind} address")
+        self.host = host
         self.kind = kind
 
 
