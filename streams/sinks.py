@@ -12,6 +12,7 @@ import asyncio
 import functools
 import random
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import structlog
@@ -100,6 +101,7 @@ class StoreWriter:
     async def write_pins(self, nodes: Sequence[PinNodeWrite], saves: Sequence[SaveWrite]) -> None:
         from graph_store import PinNode
 
+        written_at = datetime.now(UTC)  # kept as the pin's embedded_at on its first write
         pins = [
             PinNode(
                 pin_id=n.pin_id,
@@ -109,6 +111,7 @@ class StoreWriter:
                 created_at=n.created_at,
                 user_id=n.user_id,
                 is_ad=n.is_ad,
+                embedded_at=written_at,
             )
             for n in nodes
         ]
