@@ -47,10 +47,14 @@ def render(colour: tuple[int, int, int], shape: str, size: int = 96) -> bytes:
 class PinSpec:
     pin_id: str
     title: str
-    board: str
-    colour: str
-    shape: str
+    boards: tuple[str, ...]
     image: bytes
+    colour: str = ""
+    shape: str = ""
+
+    @property
+    def board(self) -> str:
+        return self.boards[0]
 
 
 @dataclass
@@ -94,16 +98,39 @@ def pin_specs(prefix: str, count: int = 24) -> list[PinSpec]:
     for i in range(count):
         colour = colours[i % len(colours)]
         shape = SHAPES[(i // len(colours)) % len(SHAPES)]
+        boards = (f"{prefix}board-{colour}",)
+        if i % 3 == 0:  # every third pin is also on a shared board
+            boards += (f"{prefix}board-favourites",)
         specs.append(
             PinSpec(
                 pin_id=f"{prefix}pin-{i:03d}",
                 title=f"{colour} {shape} number {i}",
-                board=f"{prefix}board-{colour}",
+                boards=boards,
+                image=render(COLOURS[colour], shape),
                 colour=colour,
                 shape=shape,
-                image=render(COLOURS[colour], shape),
             )
         )
+    return specs
+
+
+def dataset_specs(data_dir: Path, prefix: str, count: int) -> list[PinSpec]:
+    """Pins of a dataset made by the demo's generator (titles, rendered images, boards)."""
+    from trainer.dataset import read_dataset
+
+    dataset = read_dataset(data_dir)
+    boards = dataset.boards_of()
+    specs = []
+    for pin in dataset.pins:
+        if pin.pin_id in boards and len(specs) < count:
+            specs.append(
+                PinSpec(
+                    pin_id=prefix + pin.pin_id,
+                    title=pin.title,
+                    boards=tuple(prefix + b for b in sorted(boards[pin.pin_id])),
+                    image=dataset.read_image_bytes(pin),
+                )
+            )
     return specs
 
 
@@ -127,6 +154,7 @@ def build_world(
     neo4j: Any,
     export_tiny_model: Callable[..., int],
     count: int = 24,
+    dataset: Path | None = None,
 ) -> World:
     from graph_store import GraphStore, PinNode, Save
     from vector_store import PinVector, VectorStore
@@ -138,7 +166,7 @@ def build_world(
     export_tiny_model(registry, 2)
     content = root / "content"
     content.mkdir(parents=True, exist_ok=True)
-    pins = pin_specs(prefix, count)
+    pins = dataset_specs(dataset, prefix, count) if dataset else pin_specs(prefix, count)
     paths = {}
     for pin in pins:
         path = content / f"{pin.pin_id}.png"
@@ -161,13 +189,9 @@ def build_world(
             for pin in pins
         ]
     )
-    saves = [Save(p.pin_id, p.board, f"{prefix}user", now) for p in pins]
-    # Every third pin is also saved to a shared "favourites" board.
-    saves += [Save(p.pin_id, f"{prefix}board-favourites", f"{prefix}user", now) for p in pins[::3]]
-    graph.add_saves(saves)
+    graph.add_saves([Save(p.pin_id, b, f"{prefix}user", now) for p in pins for b in p.boards])
     vectors = VectorStore(milvus_uri, alias=f"{tag}_pins", dim=dim, prefix=f"{tag}_v")
     world = World(tag, prefix, registry, pins, vectors, graph, paths)
-    boards = graph.board_ids([p.pin_id for p in pins])
     for version in (1, 2):
         world.embeddings[version] = asyncio.run(_embed_all(registry, version, pins))
         vectors.ensure_version(version)
@@ -179,7 +203,7 @@ def build_world(
                     world.embeddings[version][p.pin_id],
                     version,
                     now,
-                    tuple(boards[p.pin_id]),
+                    p.boards,
                 )
                 for p in pins
             ],
