@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Header, Path, Query, Request
-from pydantic import BaseModel, Field, create_model
+from pydantic import AfterValidator, BaseModel, Field, create_model
 from starlette.responses import Response
 
 from pinclip.api.config import ApiConfig
@@ -53,13 +53,25 @@ def image_url_builder(request: Request) -> Callable[[str], str]:
     return lambda pin_id: f"{base}/pins/{quote(pin_id, safe='')}/image"
 
 
+def _encodable(value: str) -> str:
+    """JSON may carry lone surrogates ("\\ud800"): no store or tokenizer can take them."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError("text must be valid Unicode (no lone surrogates)") from exc
+    return value
+
+
+Utf8 = Annotated[str, AfterValidator(_encodable)]
+
+
 def text_body_model(config: ApiConfig) -> type[BaseModel]:
     """The POST /search/text body, with this deployment's limits in its schema."""
     return create_model(
         "TextQuery",
-        q=(str, Field(min_length=1, max_length=config.max_text_chars)),
+        q=(Utf8, Field(min_length=1, max_length=config.max_text_chars)),
         k=(int, Field(10, ge=1, le=config.max_k)),
-        board=(str | None, Field(None, min_length=1, max_length=128)),
+        board=(Utf8 | None, Field(None, min_length=1, max_length=128)),
     )
 
 
