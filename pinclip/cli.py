@@ -22,12 +22,18 @@ def _register() -> None:
     from pinclip.services.cli import app as services_app
 
     app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+    from pinclip.services.engine_cli import app as engine_app
+
+    app.add_typer(engine_app, name="engine", help="A podman engine with a Docker API (CI).")
     from pinclip.commands_stream import register as register_stream
 
     register_stream(app)  # produce, worker, api
     from pinclip.commands_train import register as register_train
 
     register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
+    from pinclip.commands_compose import register as register_compose
+
+    register_compose(app)  # bootstrap, wait-graph, stream-sample (compose/dev.yml)
     app.command("demo")(demo)
 
 

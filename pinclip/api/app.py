@@ -56,6 +56,7 @@ def create_api(deps: ApiDeps, config: ApiConfig | None = None) -> FastAPI:
             if deps.recent is not None:
                 deps.recent.stop()
             await deps.encoders.close()
+            await deps.images.aclose()
 
     api = FastAPI(
         title="PinCLIP Stream query API",

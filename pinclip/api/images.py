@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 from starlette.responses import Response
@@ -22,6 +21,7 @@ from starlette.responses import Response
 from pinclip.api.config import ApiConfig
 from pinclip.api.ports import ImageSource
 from pinclip.api.problems import ApiProblem
+from streams.content import ContentError, ContentFetcher, FetchPolicy
 
 _CONTENT_ADDRESSED = re.compile(r"/([0-9a-f]{2})/(\1[0-9a-f]{62})$")
 MEDIA_TYPES = {
@@ -33,17 +33,23 @@ MEDIA_TYPES = {
 }
 
 
-@dataclass
 class ContentImageSource:
-    """ImageSource over the shared content path (streams.content)."""
+    """ImageSource over the shared content path: one `streams.content.ContentFetcher` under a
+    `FetchPolicy` (schemes, file roots, address policy, byte cap, total deadline)."""
 
-    max_bytes: int = 10_000_000
-    timeout_s: float = 5.0
+    def __init__(self, policy: FetchPolicy | None = None) -> None:
+        self.policy = policy or FetchPolicy()
+        self._fetcher: ContentFetcher | None = None
 
     async def read(self, uri: str) -> bytes:
-        from streams.content import fetch_image_bytes
+        if self._fetcher is None:  # created on the serving loop, closed by the app's lifespan
+            self._fetcher = ContentFetcher(self.policy)
+        return await self._fetcher.fetch_uri(uri)
 
-        return await fetch_image_bytes(uri, max_bytes=self.max_bytes, timeout_s=self.timeout_s)
+    async def aclose(self) -> None:
+        if self._fetcher is not None:
+            await self._fetcher.aclose()
+            self._fetcher = None
 
 
 def content_digest(uri: str) -> str | None:
@@ -83,8 +89,6 @@ def _cache_headers(etag: str, max_age: int, private: bool) -> dict[str, str]:
 async def serve_image(
     uri: str, source: ImageSource, config: ApiConfig, if_none_match: str | None
 ) -> Response:
-    from streams.content import ContentError
-
     digest = content_digest(uri)
     max_age = config.image_max_age_s if digest else config.mutable_image_max_age_s
     private = config.auth_enabled

@@ -72,6 +72,8 @@ class ImageSource(Protocol):
 
     async def read(self, uri: str) -> bytes: ...
 
+    async def aclose(self) -> None: ...
+
 
 class RecentFeed(Protocol):
     """Pins as the stream embeds them (PinEmbedded events), newest first."""

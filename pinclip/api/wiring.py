@@ -14,9 +14,12 @@ from pinclip.api.encoders import VersionedEncoders
 from pinclip.api.images import ContentImageSource
 from pinclip.api.ports import ApiDeps
 from pinclip.api.recent import KafkaRecentFeed
+from streams.content import FetchPolicy
 
 
-def build_deps(settings: Any, *, topic_embedded: str | None = None) -> ApiDeps:
+def build_deps(
+    settings: Any, *, topic_embedded: str | None = None, fetch_policy: FetchPolicy | None = None
+) -> ApiDeps:
     from graph_store import GraphStore, RetryPolicy
     from streams.models import manifest_dim, registry_versions, version_uri
     from vector_store import VectorStore
@@ -45,7 +48,11 @@ def build_deps(settings: Any, *, topic_embedded: str | None = None) -> ApiDeps:
     encoders = VersionedEncoders(
         settings.registry_url, Path(settings.state_dir) / "model-cache", settings.onnx_provider
     )
-    images = ContentImageSource(settings.max_image_bytes, settings.image_fetch_timeout_s)
+    # Stored images are read through the shared fetch path: the configured policy plus the
+    # worker's content store (inline images), which is always readable.
+    content_root = str((Path(settings.state_dir) / "content").resolve())
+    policy = fetch_policy or FetchPolicy.from_settings(settings)
+    images = ContentImageSource(policy.with_roots(content_root))
     recent = KafkaRecentFeed(
         settings.kafka_bootstrap,
         topic_embedded or settings.topic_embedded,
@@ -54,6 +61,10 @@ def build_deps(settings: Any, *, topic_embedded: str | None = None) -> ApiDeps:
     return ApiDeps(vectors=vectors, graph=graph, encoders=encoders, images=images, recent=recent)
 
 
-def create_api_from_settings(settings: Any, **config_overrides: Any) -> FastAPI:
+def create_api_from_settings(
+    settings: Any, *, deps: ApiDeps | None = None, **config_overrides: Any
+) -> FastAPI:
     """The API on the configured Milvus, Neo4j, model registry and Kafka."""
-    return create_api(build_deps(settings), ApiConfig.from_settings(settings, **config_overrides))
+    return create_api(
+        deps or build_deps(settings), ApiConfig.from_settings(settings, **config_overrides)
+    )

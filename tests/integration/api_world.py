@@ -18,6 +18,7 @@ from PIL import Image, ImageDraw
 
 from pinclip.api import ApiConfig, ApiDeps, VersionedEncoders, create_api
 from pinclip.api.images import ContentImageSource
+from streams.content import FetchPolicy
 
 COLOURS = {
     "red": (220, 30, 40),
@@ -66,6 +67,7 @@ class World:
     vectors: Any
     graph: Any
     image_paths: dict[str, Path]
+    content_dir: Path
     embeddings: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
     def by_id(self, pin_id: str) -> PinSpec:
@@ -76,7 +78,7 @@ class World:
             "vectors": self.vectors,
             "graph": self.graph,
             "encoders": VersionedEncoders(str(self.registry), self.registry / "cache", "cpu"),
-            "images": ContentImageSource(),
+            "images": ContentImageSource(FetchPolicy(file_roots=(str(self.content_dir),))),
             "recent": None,
         }
         return ApiDeps(**{**values, **overrides})
@@ -191,7 +193,7 @@ def build_world(
     )
     graph.add_saves([Save(p.pin_id, b, f"{prefix}user", now) for p in pins for b in p.boards])
     vectors = VectorStore(milvus_uri, alias=f"{tag}_pins", dim=dim, prefix=f"{tag}_v")
-    world = World(tag, prefix, registry, pins, vectors, graph, paths)
+    world = World(tag, prefix, registry, pins, vectors, graph, paths, content.resolve())
     for version in (1, 2):
         world.embeddings[version] = asyncio.run(_embed_all(registry, version, pins))
         vectors.ensure_version(version)

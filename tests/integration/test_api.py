@@ -450,3 +450,48 @@ async def _health_of(world: World) -> Any:
     async for client in open_client(world.api()):
         return (await client.get("/health")).json()
     return None
+
+
+@LITE_ONLY
+async def test_the_image_endpoint_is_no_proxy_to_loopback_or_local_files(world: World) -> None:
+    """Stored URIs are read through the fetch policy: a pin whose image points at a loopback
+    server or at a file outside the content roots gets a coarse 502, and the server sees no
+    request."""
+    import http.server
+    import threading
+
+    from graph_store import PinNode
+
+    hits: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(world.pins[0].image)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    loopback = f"{world.prefix}loopback"
+    local = f"{world.prefix}local-file"
+    world.graph.upsert_pins(
+        [
+            PinNode(loopback, "l", "", f"http://127.0.0.1:{server.server_port}/secret.png"),
+            PinNode(local, "f", "", "file:///etc/hostname"),
+        ]
+    )
+    try:
+        async for client in open_client(world.api()):
+            for pin_id in (loopback, local):
+                body = assert_problem(
+                    await client.get(f"/pins/{pin_id}/image"), 502, "image-unavailable"
+                )
+                assert str(server.server_port) not in body["detail"]
+                assert "hostname" not in body["detail"]
+    finally:
+        server.shutdown()
+    assert hits == []
