@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from typing import Any
@@ -35,6 +36,10 @@ class BackgroundServer:
         host, port = sockets[0].getsockname()[:2]
         return f"http://{host}:{port}"
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def __enter__(self) -> BackgroundServer:
         self._thread.start()
         deadline = time.monotonic() + 60
@@ -47,3 +52,45 @@ class BackgroundServer:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self._thread.join(timeout=30)
+
+
+def free_port_or(host: str, port: int) -> int:
+    """`port` when it can be bound on `host`, else 0 (the OS picks one)."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return 0
+    return port
+
+
+def serve_gallery_until_interrupted(settings: Any, worker_config: Any) -> None:
+    """The end of `pinclip demo`: the API and gallery over what the demo's worker just wrote
+    (its Milvus, registry, topics and image roots), until Ctrl-C."""
+    from rich.console import Console
+
+    from pinclip.api.wiring import build_deps
+
+    local = settings.model_copy(
+        update={
+            "milvus_uri": worker_config.milvus_uri,
+            "registry_url": worker_config.registry_url,
+            "state_dir": worker_config.state_dir,
+        }
+    )
+    deps = build_deps(
+        local, topic_embedded=worker_config.topics.embedded, fetch_policy=worker_config.fetch
+    )
+    app = create_api_from_settings(local, deps=deps)
+    port = free_port_or(settings.api_host, settings.api_port)
+    console = Console()
+    with BackgroundServer(app, settings.api_host, port) as server:
+        console.print(
+            f"\n  [bold]gallery:[/bold] {server.url}/   (API reference: {server.url}/docs)"
+        )
+        console.print("  Ctrl-C stops the API (and the services this demo started).")
+        try:
+            while server.alive:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            console.print("  stopping the API")
