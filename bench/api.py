@@ -299,11 +299,48 @@ def bench_backend(
                     rows.append(Row(backend, size, level, name, p50, p99, per_s, note))
                     figures = f"p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  {per_s:6.0f}/s"
                     print(f"    {level:8} {name:14} {figures} {note}")
+        if args.staleness_trials:
+            rows += staleness_rows(backend, store, size, args.staleness_trials)
         if args.hydration:
             rows += hydration_rows(backend, uri, size, graph, prefix, vectors, args.queries)
     finally:
         store.purge()
         store.close()
+    return rows
+
+
+def staleness_rows(backend: str, store: Any, size: int, trials: int) -> list[Row]:
+    """How long after an acknowledged upsert a read finds the new row, per level: the price of
+    Bounded (a window of staleness) against Strong (a wait on every read)."""
+    from vector_store import PinVector
+
+    rows = []
+    rng = np.random.default_rng(3)
+    for level in ("Bounded", "Strong"):
+        waits = []
+        for _ in range(trials):
+            pin_id = f"stale-{uuid.uuid4().hex[:8]}"
+            vector = rng.normal(size=DIM).astype(np.float32)
+            store.upsert(1, [PinVector(pin_id, vector, 1, datetime.now(UTC))])
+            started = time.perf_counter()
+            while not store.get([pin_id], 1, level) and time.perf_counter() - started < 30:
+                time.sleep(0.01)
+            waits.append(time.perf_counter() - started)
+            store.delete([pin_id], 1)
+        p50, p99 = quantiles(waits)
+        rows.append(
+            Row(
+                backend,
+                size,
+                level,
+                "write → visible",
+                p50,
+                p99,
+                0.0,
+                f"max {max(waits) * 1000:.0f} ms",
+            )
+        )
+        print(f"    {level:8} write → visible  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms")
     return rows
 
 
@@ -327,12 +364,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--recall-samples", type=int, default=100)
     parser.add_argument("--no-hydration", dest="hydration", action="store_false")
+    parser.add_argument("--staleness-trials", type=int, default=20, help="0: skip")
     parser.add_argument(
         "--server-uri",
         default=os.environ.get("PINCLIP_TEST_MILVUS_SERVER_URI", "http://127.0.0.1:19530"),
     )
     args = parser.parse_args()
-    args.levels = args.levels.split(",")
+    args.levels = [level for level in args.levels.split(",") if level]
 
     from graph_store import GraphStore
     from pinclip.logging import configure_logging

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 import time
@@ -89,8 +90,15 @@ def serve_gallery_until_interrupted(settings: Any, worker_config: Any) -> None:
             f"\n  [bold]gallery:[/bold] {server.url}/   (API reference: {server.url}/docs)"
         )
         console.print("  Ctrl-C stops the API (and the services this demo started).")
+        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C
         try:
             while server.alive:
                 time.sleep(0.5)
         except KeyboardInterrupt:
             console.print("  stopping the API")
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
