@@ -232,6 +232,7 @@ def wait_until_ready(worker: Any, timeout_s: float = 120.0) -> None:
 
 def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOptions) -> Any:
     from streams.config import Topics, WorkerConfig
+    from streams.content import FetchPolicy
     from streams.producer import EventProducer
     from streams.runner import StreamProgress, WorkerProcess
 
@@ -245,6 +246,7 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
         milvus_uri=str(milvus_path),
         registry_url=str(root / "registry"),
         state_dir=root / "worker",
+        fetch=FetchPolicy.from_settings(settings).with_roots(str(data_dir.resolve())),
     )
     pins, repins, bad = _events(data_dir, run_tag)
     random.Random(opts.seed).shuffle(pins)

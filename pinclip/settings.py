@@ -65,11 +65,48 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(10.0, description="Longest wait to fill an encoder micro-batch.")
 
     # --- worker / API ---------------------------------------------------------------------------
-    max_image_bytes: int = Field(10_000_000, description="Largest image accepted (bytes).")
-    image_fetch_timeout_s: float = Field(5.0, description="Timeout to fetch one image URI.")
+    max_image_bytes: int = Field(
+        10_000_000, description="Largest image accepted (bytes), enforced while streaming."
+    )
+    image_fetch_timeout_s: float = Field(
+        5.0, description="Total deadline to fetch one image URI (DNS + connect + redirects + body)."
+    )
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker.")
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
+
+    # --- reliability and trust (docs/RELIABILITY.md) ----------------------------------------------
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's and the retrainer's /metrics (no auth: "
+        "loopback unless a trusted network must scrape it).",
+    )
+
+    # --- image fetch policy (owner: fetch; docs/streams.md "Fetching images") -------------------
+    # Comma-separated lists. Secure by default: http(s) to public addresses only, no local files
+    # except the worker's own content store, no other scheme.
+    fetch_schemes: str = Field(
+        "http,https,file",
+        description="URI schemes an image may be fetched from (also: s3, gs, gcs, az, abfs).",
+    )
+    fetch_file_roots: str = Field(
+        "",
+        description="Directories `file://` image URIs may point into (the content store under "
+        "the state dir is always readable).",
+    )
+    fetch_allow_networks: str = Field(
+        "",
+        description="CIDRs exempt from the address policy, for local development only (e.g. "
+        "`127.0.0.1/32`); cloud-metadata addresses stay refused.",
+    )
+    fetch_allow_hosts: str = Field(
+        "", description="Host names exempt from the address policy (local development only)."
+    )
+    fetch_max_redirects: int = Field(3, description="Redirects followed per image fetch.")
+    fetch_max_concurrency: int = Field(32, description="Image fetches in flight per process.")
+    fetch_threads: int = Field(
+        4, description="Threads in each of the fetcher's own pools (DNS, file reads)."
+    )
 
 
 @lru_cache(maxsize=1)
@@ -84,6 +121,8 @@ def settings_markdown_table() -> str:
         default = field.default
         if isinstance(default, SecretStr):
             default = "(empty)" if not default.get_secret_value() else "(set)"
+        elif default == "":
+            default = "(empty)"
         lines.append(f"| `PINCLIP_{name.upper()}` | `{default}` | {field.description or ''} |")
     return "\n".join(lines)
 

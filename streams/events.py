@@ -123,7 +123,13 @@ class DeadLetter(Event):
     reason: str = Field(description="Short machine-readable code, e.g. missing_field, timeout.")
     detail: str = ""
     pin_id: str | None = None
-    payload: str = Field(description="The original record value as text (bad bytes escaped).")
+    payload: str = Field(
+        description="The original record value as text (bad bytes escaped), at most its first "
+        "64 KiB: see payload_bytes / payload_sha256 / payload_truncated."
+    )
+    payload_bytes: int = Field(0, description="Length of the original record value, bytes.")
+    payload_sha256: str = Field("", description="sha256 (hex) of the original record value.")
+    payload_truncated: bool = Field(False, description="True when `payload` is only a prefix.")
     failed_at: AwareDatetime = Field(default_factory=utc_now)
 
 

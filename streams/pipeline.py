@@ -8,14 +8,16 @@ dual-write rule during a model transition.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from pydantic import ValidationError
 
+from streams.errors import DeterministicError, as_deterministic
 from streams.events import (
     DeadLetter,
     DeadLetterStage,
@@ -50,11 +52,25 @@ class Accepted(Generic[E]):
     event: E
 
 
+#: A dead letter keeps at most this many bytes of the original record (plus its length and
+#: sha256). Escaping can grow undecodable bytes ~6x in JSON, so a letter stays far below
+#: Kafka's default 1 MB producer limit whatever the record was.
+MAX_DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
+#: A dead letter's `detail` is a short human hint, never a second payload.
+MAX_DEAD_LETTER_DETAIL_CHARS = 2_000
+#: Event times outside [EARLIEST_EVENT_TIME, now + MAX_EVENT_TIME_AHEAD] are refused at parse
+#: time: they cannot be stored in every sink (Milvus keeps epoch milliseconds, conversions to
+#: UTC overflow near year 1 and 9999) and would make freshness meaningless.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME_AHEAD = timedelta(days=1)
+
+
 def payload_text(value: bytes | None) -> str:
-    """The original payload as text; undecodable bytes are escaped, never lost."""
+    """The original payload (its first MAX_DEAD_LETTER_PAYLOAD_BYTES) as text; undecodable
+    bytes are escaped, never lost."""
     if value is None:
         return ""
-    return value.decode("utf-8", errors="backslashreplace")
+    return value[:MAX_DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="backslashreplace")
 
 
 def dead_letter(
@@ -64,16 +80,42 @@ def dead_letter(
     detail: str = "",
     pin_id: str | None = None,
 ) -> DeadLetter:
+    """The dead letter of one record: where it came from, why, and its payload — capped, with
+    the original length and sha256 so the full record can be found and verified in the topic."""
+    value = record.value or b""
     return DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         stage=stage,
         reason=reason,
-        detail=detail[:2_000],
+        detail=detail[:MAX_DEAD_LETTER_DETAIL_CHARS],
         pin_id=pin_id,
         payload=payload_text(record.value),
+        payload_bytes=len(value),
+        payload_sha256=hashlib.sha256(value).hexdigest(),
+        payload_truncated=len(value) > MAX_DEAD_LETTER_PAYLOAD_BYTES,
     )
+
+
+def rejected(record: SourceRecord, why: DeterministicError, pin_id: str | None) -> DeadLetter:
+    """The dead letter of a record whose event failed deterministically (see streams.errors)."""
+    return dead_letter(record, why.stage, why.reason, why.detail, pin_id)
+
+
+def event_time_problem(event: Event, now: datetime) -> str | None:
+    """Why an event's timestamps are outside the sane window, or None if they are fine."""
+    latest = now + MAX_EVENT_TIME_AHEAD
+    for name, value in event:
+        if not isinstance(value, datetime):
+            continue
+        try:
+            moment = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return f"{name}: cannot be converted to UTC"
+        if not EARLIEST_EVENT_TIME <= moment <= latest:
+            return f"{name}: {moment.isoformat()} is outside [{EARLIEST_EVENT_TIME.date()}, now+1d]"
+    return None
 
 
 def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
@@ -94,9 +136,10 @@ def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
 
 
 def parse_records(
-    records: Iterable[SourceRecord], model: type[E]
+    records: Iterable[SourceRecord], model: type[E], now: datetime | None = None
 ) -> tuple[list[Accepted[E]], list[DeadLetter]]:
     """Validate each record on its own: a bad one becomes a dead letter, the others go on."""
+    now = now or utc_now()
     accepted: list[Accepted[E]] = []
     dead: list[DeadLetter] = []
     for record in records:
@@ -104,10 +147,17 @@ def parse_records(
             dead.append(dead_letter(record, "parse", "empty_value"))
             continue
         try:
-            accepted.append(Accepted(record, model.model_validate_json(record.value)))
+            event = model.model_validate_json(record.value)
         except ValidationError as exc:
             stage, reason = schema_error_reason(exc)
             dead.append(dead_letter(record, stage, reason, _short_errors(exc)))
+            continue
+        problem = event_time_problem(event, now)
+        if problem is not None:
+            pin_id = getattr(event, "pin_id", None)
+            dead.append(dead_letter(record, "schema", "timestamp_out_of_range", problem, pin_id))
+            continue
+        accepted.append(Accepted(record, event))
     return accepted, dead
 
 
@@ -169,14 +219,6 @@ def split_failures(
     return ok, failed
 
 
-def encode_failure(exc: BaseException) -> tuple[DeadLetterStage, str]:
-    """A rejected image (has `.reason`, e.g. ImageRejected) is `decode`; anything else `encode`."""
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, str):
-        return "decode", reason
-    return "encode", type(exc).__name__
-
-
 def combine_embeddings(
     ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
 ) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
@@ -194,10 +236,8 @@ def combine_embeddings(
             vectors[version] = result
         pin = item.accepted.event
         if failure is not None:
-            stage, reason = encode_failure(failure)
-            dead.append(
-                dead_letter(item.accepted.record, stage, reason, str(failure), pin_id=pin.pin_id)
-            )
+            why = as_deterministic(failure, "encode")  # ImageRejected keeps stage "decode"
+            dead.append(rejected(item.accepted.record, why, pin.pin_id))
         else:
             embedded.append(EmbeddedPin(pin, item.image_uri, vectors, item.accepted.record))
     return embedded, dead

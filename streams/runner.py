@@ -23,7 +23,7 @@ from typing import IO, Any
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.config import WorkerConfig
+from streams.config import WorkerConfig, write_private
 from streams.events import DeadLetter, PinEmbedded
 
 
@@ -39,7 +39,8 @@ class WorkerProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        self.config_path.write_text(self.config.to_json(), encoding="utf-8")
+        # The config holds the store credentials: owner-only, and deleted when the worker ends.
+        write_private(self.config_path, self.config.to_json())
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "streams.app", str(self.config_path)],
@@ -63,8 +64,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._log is not None:
-            self._log.close()
+        self._cleanup()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -72,6 +72,24 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._cleanup()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait for the worker to exit by itself; its exit status, or None if it still runs."""
+        if self.process is None:
+            return None
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self._cleanup()
+        return code
+
+    def _cleanup(self) -> None:
+        self.config_path.unlink(missing_ok=True)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

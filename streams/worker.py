@@ -10,6 +10,7 @@ old targets or to the new ones — never half of each.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -21,21 +22,29 @@ import structlog
 
 from streams import metrics
 from streams.config import WorkerConfig
-from streams.content import ContentError, ContentFetcher, ContentStore
+from streams.content import ContentFetcher, ContentStore
+from streams.errors import DeterministicError, as_deterministic, classify
 from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
-from streams.models import ModelSet, manifest_dim, registry_versions, version_uri
+from streams.models import (
+    ModelSet,
+    check_start_version,
+    manifest_dim,
+    registry_versions,
+    version_uri,
+)
 from streams.pipeline import (
     ReadyPin,
     RetryPolicy,
     SourceRecord,
     combine_embeddings,
-    dead_letter,
     latest_per_key,
     parse_records,
     pin_embedded_event,
     plan_pin_writes,
     plan_repin_writes,
+    rejected,
 )
+from streams.retry import retry_blocking, retry_transient
 from streams.sinks import StoreWriter
 
 log = structlog.get_logger(__name__)
@@ -77,10 +86,12 @@ class PinWorker:
         self._vector_store = vector_store
         self._graph_store = graph_store
         self.models = ModelSet(
-            encoder_loader or _load_encoder(config), config.state_dir / "model-cache"
+            encoder_loader or _load_encoder(config),
+            config.state_dir / "model-cache",
+            config.registry_url,
         )
         self.retry = retry or RetryPolicy()
-        self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
+        self.fetcher = ContentFetcher(config.fetch.with_roots(config.content_root))
         self.content = ContentStore(config.content_root)
         self.started = asyncio.Event()  # stores connected, start version loaded
         self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
@@ -96,39 +107,23 @@ class PinWorker:
         `ready=False` leaves the pin handlers closed until the caller has replayed
         model.updates (the app does), so no pin is written before a pending candidate is loaded.
         """
-        attempt = 0
-        while True:
-            try:
-                await self._start_once()
-                if ready:
-                    self.ready.set()
-                return
-            except (ValueError, RuntimeError):
-                raise  # a configuration problem, not an outage
-            except Exception as exc:
-                attempt += 1
-                delay = self.retry.delay(attempt)
-                log.warning(
-                    "worker_start_retrying",
-                    attempt=attempt,
-                    retry_in_s=delay,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
+        await retry_transient(self._start_once, sink="startup", policy=self.retry)
+        if ready:
+            self.ready.set()
 
     async def _start_once(self) -> None:
         cfg = self.config
         versions = await asyncio.to_thread(registry_versions, cfg.registry_url)
-        if cfg.model_version is None and not versions:
-            raise RuntimeError(f"no model version v<N> with manifest.json in {cfg.registry_url!r}")
+        check_start_version(cfg.registry_url, versions, cfg.model_version)
         probe = cfg.model_version or versions[-1]
-        dim = manifest_dim(version_uri(cfg.registry_url, probe))
+        dim = await asyncio.to_thread(manifest_dim, version_uri(cfg.registry_url, probe))
+        self.models.dim = dim
         if self._vector_store is None:
             from vector_store import VectorStore
 
             self._vector_store = VectorStore(
                 cfg.milvus_uri,
-                cfg.milvus_token,
+                cfg.milvus_token.get_secret_value(),
                 cfg.milvus_alias,
                 dim,
                 cfg.milvus_consistency,
@@ -138,7 +133,10 @@ class PinWorker:
             from graph_store import GraphStore
 
             self._graph_store = GraphStore(
-                cfg.neo4j_uri, cfg.neo4j_user, cfg.neo4j_password, cfg.neo4j_database
+                cfg.neo4j_uri,
+                cfg.neo4j_user,
+                cfg.neo4j_password.get_secret_value(),
+                cfg.neo4j_database,
             )
         await asyncio.to_thread(self._graph_store.ensure_schema)
         live = await asyncio.to_thread(self._vector_store.live_version)
@@ -146,7 +144,7 @@ class PinWorker:
         # backfill is still running; model.updates (replayed at start) brings it in as `next`.
         version = cfg.model_version or live or versions[-1]
         if self.models.state.live != version:
-            await self.models.start(version, version_uri(cfg.registry_url, version))
+            await self.models.start(version)
         await asyncio.to_thread(self._vector_store.ensure_version, version)
         if live is None:  # a fresh system: an empty collection is complete, make it live
             await asyncio.to_thread(self._vector_store.switch_alias, version)
@@ -179,16 +177,17 @@ class PinWorker:
         self.counts["pins_in"] += len(records)
         accepted, dead = parse_records(records, NewPin)
         accepted = latest_per_key(accepted, key=lambda a: a.event.pin_id)
-        fetched = await self.fetcher.fetch_many([a.event for a in accepted])
+        fetched = await asyncio.gather(*(self._fetch(a.event) for a in accepted))
         ready: list[ReadyPin] = []
         for item, image in zip(accepted, fetched, strict=True):
-            if isinstance(image, ContentError):
-                pin_id = item.event.pin_id
-                dead.append(dead_letter(item.record, "fetch", image.reason, image.detail, pin_id))
+            if isinstance(image, DeterministicError):
+                dead.append(rejected(item.record, image, item.event.pin_id))
                 continue
             uri = item.event.image_uri
             if uri is None:  # inline image: keep it so the pin can be re-embedded later
-                uri = await asyncio.to_thread(self.content.put, image)
+                uri = await retry_blocking(
+                    functools.partial(self.content.put, image), sink="content", policy=self.retry
+                )
             ready.append(ReadyPin(item, image, uri))
         outcome = BatchOutcome(dead=dead)
         async with self._swap_lock:
@@ -196,6 +195,31 @@ class PinWorker:
                 outcome.embedded = await self._embed_and_write(ready, outcome.dead)
         self._count_outcome(outcome)
         return outcome
+
+    async def _fetch(self, pin: NewPin) -> bytes | DeterministicError:
+        """The image's host is part of the event: failing to get it — even an outage of that
+        host — dead-letters this pin alone (stage fetch); only a bug of ours propagates."""
+        try:
+            return await self.fetcher.fetch_pin_image(pin)
+        except Exception as exc:
+            if classify(exc) == "fatal":
+                raise
+            return as_deterministic(exc, "fetch")
+
+    async def _embed(self, version: int, content: Any) -> Any:
+        """One pin on one version: an overloaded or swapping encoder is retried; a rejected
+        image or bad content is returned (dead-lettered by the caller); a bug propagates."""
+        try:
+            return await retry_transient(
+                lambda: self.models.service(version).embed(content),
+                sink="encoder",
+                policy=self.retry,
+                version=version,
+            )
+        except Exception as exc:
+            if classify(exc) == "fatal":
+                raise
+            return exc
 
     async def _embed_and_write(self, ready: list[ReadyPin], dead: list[DeadLetter]) -> list[Any]:
         from encoder.service import PinContent
@@ -206,12 +230,7 @@ class PinWorker:
         targets = self.models.targets()
         started = time.perf_counter()
         per_version = await asyncio.gather(
-            *(
-                asyncio.gather(
-                    *(self.models.service(v).embed(c) for c in contents), return_exceptions=True
-                )
-                for v in targets
-            )
+            *(asyncio.gather(*(self._embed(v, c) for c in contents)) for v in targets)
         )
         metrics.ENCODE_SECONDS.observe(time.perf_counter() - started)
         embedded, failed = combine_embeddings(ready, dict(zip(targets, per_version, strict=True)))
@@ -224,13 +243,14 @@ class PinWorker:
         vector_results = await asyncio.gather(
             *(self.writer.write_vectors(v, rows) for v, rows in plan.vectors.items())
         )
-        await graph_write
+        graph_refusals = await graph_write
         refused: set[str] = set()
-        for refusals in vector_results:
-            for row, error in refusals:
-                refused.add(row.pin_id)
-                record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
-                dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
+        records = {e.pin.pin_id: e.record for e in embedded}
+        for row, why in [*graph_refusals, *(r for rs in vector_results for r in rs)]:
+            if row.pin_id in refused:
+                continue
+            refused.add(row.pin_id)
+            dead.append(rejected(records[row.pin_id], why, row.pin_id))
         now = utc_now()
         histogram = metrics.FRESHNESS_SECONDS.labels(self.config.milvus_consistency)
         events = []
@@ -261,36 +281,56 @@ class PinWorker:
         self.counts["repins_in"] += len(records)
         accepted, dead = parse_records(records, Repin)
         saves = plan_repin_writes(accepted)
-        await self.writer.write_saves(saves)
-        metrics.EVENTS_OUT.labels("save").inc(len(saves))
+        refusals = await self.writer.write_saves(saves)
+        metrics.EVENTS_OUT.labels("save").inc(len(saves) - len(refusals))
+        for save, why in refusals:
+            for item in accepted:  # every record of that (pin, board) in this batch
+                if (item.event.pin_id, item.event.board_id) == (save.pin_id, save.board_id):
+                    dead.append(rejected(item.record, why, save.pin_id))
         outcome = BatchOutcome(dead=dead)
         self._count_outcome(outcome)
         return outcome
 
     async def handle_model_update(self, record: SourceRecord) -> BatchOutcome:
-        """Apply one ModelUpdate between batches; a bad or unloadable update is dead-lettered."""
+        """Apply one ModelUpdate between batches, atomically: a registry or Milvus outage is
+        retried (the update waits, nothing changes meanwhile); an untrusted or mismatching
+        update is dead-lettered and the served versions stay as they were."""
         await self.started.wait()
         metrics.EVENTS_IN.labels("model_update").inc()
         accepted, dead = parse_records([record], ModelUpdate)
         outcome = BatchOutcome(dead=dead)
         for item in accepted:
-            update = item.event
             try:
-                async with self._swap_lock:
-                    plan = await self.models.apply(update)
-                    if plan.load is not None and plan.state.next == plan.load:
-                        await asyncio.to_thread(self._vector_store.ensure_version, plan.load)
+                await self._apply_model_update(item.event)
             except Exception as exc:
-                log.exception("model_update_failed", version=update.version, stage=update.stage)
-                outcome.dead.append(
-                    dead_letter(record, "model", type(exc).__name__, str(exc), None)
-                )
-                continue
-            state = self.models.state
-            metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
-            metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
+                if classify(exc) != "deterministic":
+                    raise
+                outcome.dead.append(rejected(record, as_deterministic(exc, "model"), None))
         self._count_outcome(outcome)
         return outcome
+
+    async def _apply_model_update(self, update: ModelUpdate) -> None:
+        context = {"version": update.version, "stage": update.stage}
+        prepared = await retry_transient(
+            lambda: self.models.prepare(update), sink="registry", policy=self.retry, **context
+        )
+        target = prepared.plan.load
+        try:
+            if target is not None:  # the collection exists before any pin is routed to it
+                await retry_blocking(
+                    lambda: self.vector_store.ensure_version(target),
+                    sink="milvus",
+                    policy=self.retry,
+                    **context,
+                )
+        except BaseException:
+            await self.models.discard(prepared)
+            raise
+        async with self._swap_lock:  # between batches: a batch sees one set of versions
+            await self.models.commit(prepared)
+        state = self.models.state
+        metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
+        metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
 
     def _count_outcome(self, outcome: BatchOutcome) -> None:
         metrics.EVENTS_OUT.labels("pin_embedded").inc(len(outcome.embedded))

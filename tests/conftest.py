@@ -98,6 +98,7 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
     whose topics, consumer group, alias and collections are all namespaced by `tag`, with the
     registry and state under `root`."""
     from streams.config import Topics, WorkerConfig
+    from streams.content import FetchPolicy
 
     def build(tag: str, milvus_uri: str, root: Path, **overrides: Any) -> WorkerConfig:
         values: dict[str, Any] = {
@@ -113,6 +114,7 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
             "milvus_prefix": f"{tag}_v",
             "registry_url": str(root / "registry"),
             "state_dir": root / "state",
+            "fetch": FetchPolicy(file_roots=(str(root),)),  # test images live under root
             "metrics_port": None,
         }
         return WorkerConfig(**{**values, **overrides})

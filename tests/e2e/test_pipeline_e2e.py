@@ -20,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 
 from graph_store import GraphStore
 from streams.config import Topics, WorkerConfig
+from streams.content import FetchPolicy
 from streams.events import NewPin, Repin
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
@@ -118,8 +119,7 @@ def run(
         milvus_alias=f"{tag}_pins",
         milvus_prefix=f"{tag}_v",
         registry_url=str(tmp / "registry"),
-        max_image_bytes=MAX_IMAGE_BYTES,
-        image_fetch_timeout_s=3.0,
+        fetch=FetchPolicy(max_bytes=MAX_IMAGE_BYTES, deadline_s=3.0, file_roots=(str(tmp),)),
         state_dir=tmp / "state",
         metrics_port=free_port(),
     )
@@ -179,7 +179,7 @@ def expected_edges(state: Run) -> dict[str, set[str]]:
 
 
 def graph(config: WorkerConfig) -> GraphStore:
-    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password)
+    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value())
 
 
 def wait_for_graph_edges(config: WorkerConfig, state: Run, progress: StreamProgress) -> None:
@@ -260,7 +260,8 @@ def test_graph_has_every_pin_and_exactly_the_expected_edges(run: Run) -> None:
     for pin in inline[:10]:  # stored inline images can be re-read for a backfill
         uri = nodes[pin.pin_id].image_uri
         assert uri and uri.startswith("file://")
-        assert load_image_bytes(uri) == decode_inline_image(pin.image_b64 or "")
+        policy = run.config.fetch.with_roots(run.config.content_root)
+        assert load_image_bytes(uri, policy) == decode_inline_image(pin.image_b64 or "")
 
 
 def test_malformed_events_are_dead_lettered_with_a_reason(run: Run) -> None:

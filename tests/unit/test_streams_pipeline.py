@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from encoder.preprocess import ImageRejected
 from streams.events import ModelUpdate, NewPin, Repin
 from streams.pipeline import (
     Accepted,
@@ -91,12 +92,6 @@ class FakeEmbedding:
     text: np.ndarray
 
 
-class Rejected(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def ready(pin_id: str, offset: int) -> ReadyPin:
     event = NewPin.model_validate_json(pin_json(pin_id))
     return ReadyPin(
@@ -111,15 +106,15 @@ def emb(value: float) -> FakeEmbedding:
 def test_combine_embeddings_dead_letters_a_pin_that_any_version_failed() -> None:
     items = [ready("a", 0), ready("b", 1), ready("c", 2)]
     results = {
-        3: [emb(0.1), Rejected("truncated"), emb(0.3)],
-        4: [emb(0.4), emb(0.5), RuntimeError("onnx")],
+        3: [emb(0.1), ImageRejected("truncated", "cut off"), emb(0.3)],
+        4: [emb(0.4), emb(0.5), OverflowError("bad value")],
     }
     embedded, dead = combine_embeddings(items, results)
     assert [e.pin.pin_id for e in embedded] == ["a"]
     assert set(embedded[0].vectors) == {3, 4}
     assert [(d.pin_id, d.stage, d.reason, d.source_offset) for d in dead] == [
         ("b", "decode", "truncated", 1),
-        ("c", "encode", "RuntimeError", 2),
+        ("c", "encode", "out_of_range", 2),
     ]
 
 
