@@ -29,6 +29,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _HERE = Path(__file__).resolve().parent
@@ -38,6 +39,7 @@ sys.path.insert(0, str(_HERE.parent))
 import numpy as np  # noqa: E402
 
 from streams.config import Topics, WorkerConfig  # noqa: E402
+from streams.content import FetchPolicy  # noqa: E402
 from streams.events import NewPin  # noqa: E402
 from streams.producer import EventProducer  # noqa: E402
 from streams.runner import StreamProgress, WorkerProcess  # noqa: E402
@@ -76,11 +78,13 @@ def image_pool(directory: Path, n: int = 64) -> list[str]:
 def raw_pin_limit(model_dir: Path, images: list[str], seconds: float) -> dict[str, float]:
     """Pins/s of onnxruntime's pin head on pre-decoded inputs: the ceiling for the pipeline."""
     from encoder.runtime import OnnxEncoder
-    from streams.content import load_image_bytes
+    from streams.content import BlockingFetcher
 
     encoder = OnnxEncoder.load(model_dir, provider="auto")
     pre, tok = encoder.image_preprocessor(), encoder.text_preprocessor()
-    pixels = [pre.load(load_image_bytes(u)) for u in images]
+    roots = tuple({str(Path(urlsplit(u).path).parent) for u in images})
+    with BlockingFetcher(FetchPolicy(file_roots=roots)) as fetch:
+        pixels = [pre.load(fetch(u)) for u in images]
     best = {"batch": 0.0, "pins_per_s": 0.0}
     for batch in (8, 16, 32, 64):
         px = np.stack([pixels[i % len(pixels)] for i in range(batch)])
@@ -218,6 +222,7 @@ def main() -> None:
         batch_max=args.batch_max,
         max_batch=max(8, int(limit["batch"])),
         state_dir=tmp / "state",
+        fetch=FetchPolicy(file_roots=(str(tmp / "images"),)),
         metrics_port=None,
     )
     vs = VectorStore(

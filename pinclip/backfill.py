@@ -17,12 +17,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import structlog
 
 from trainer.progress import progress_bar
+
+if TYPE_CHECKING:
+    from streams.content import FetchPolicy
 
 log = structlog.get_logger("backfill")
 
@@ -106,6 +109,7 @@ def backfill(
     provider: str = "auto",
     threads: int = 2,
     load_image: Callable[[str], bytes] | None = None,
+    fetch_policy: FetchPolicy | None = None,
     on_switched: Callable[[int], None] | None = None,
     progress: bool = True,
 ) -> BackfillReport:
@@ -113,13 +117,16 @@ def backfill(
 
     `graph` is a graph_store.GraphStore and `vectors` a vector_store.VectorStore (typed loosely
     to keep this module importable without drivers). `on_switched` runs after the alias moved
-    (e.g. announce the promotion and mark the registry's live version).
+    (e.g. announce the promotion and mark the registry's live version). Images are read through
+    the shared fetch path under `fetch_policy` (a `streams.content.FetchPolicy`; the content
+    store under `state_dir` is always readable) unless `load_image` is given.
     """
     from encoder.runtime import OnnxEncoder
-    from streams.content import load_image_bytes
+    from streams.content import BlockingFetcher, FetchPolicy, content_root
     from vector_store import PinVector
 
-    load = load_image or load_image_bytes
+    policy = (fetch_policy or FetchPolicy()).with_roots(content_root(state_dir))
+    load: Callable[[str], bytes] = load_image or BlockingFetcher(policy)
     encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=threads)
     if encoder.version != version:
         raise ValueError(f"{model_dir} holds version {encoder.version}, not {version}")
@@ -166,6 +173,8 @@ def backfill(
         bar.close()
         state.done = True
         state.save(spath)
+    if isinstance(load, BlockingFetcher):
+        load.close()
     count = vectors.count(version)
     log.info(
         "backfill.filled", version=version, embedded=state.embedded, failed=len(state.failed),

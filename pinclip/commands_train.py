@@ -332,6 +332,7 @@ def backfill_cmd(
     from encoder.manifest import Manifest
     from pinclip.backfill import backfill
     from pinclip.registry import ModelRegistry
+    from streams.content import FetchPolicy
 
     settings = get_settings()
     registry = ModelRegistry(settings.registry_url)
@@ -358,6 +359,7 @@ def backfill_cmd(
             switch=switch,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            fetch_policy=FetchPolicy.from_settings(settings),
             on_switched=promoted,
         )
     typer.echo(json.dumps(report.__dict__))
@@ -421,6 +423,7 @@ def retrain_cmd(
     """
     from pinclip.registry import ModelRegistry
     from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once, retrain_template
+    from streams.content import FetchPolicy
 
     if once == (every is not None):
         raise typer.BadParameter("give exactly one of --every or --once")
@@ -443,6 +446,7 @@ def retrain_cmd(
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
             worker_wait_s=worker_timeout,
+            fetch_policy=FetchPolicy.from_settings(settings),
         )
         if once:
             outcome = retrain_once(deps, template, work_dir, tolerance)

@@ -122,6 +122,7 @@ class RetrainDeps:
     id_prefix: str = ""
     provider: str = "auto"
     worker_wait_s: float = 0.0  # for a worker to load the candidate (0: none runs, no wait)
+    fetch_policy: Any = None  # streams.content.FetchPolicy for the backfill's image reads
 
 
 def _live_recall(
@@ -212,6 +213,7 @@ def retrain_once(
             deps.state_dir,
             id_prefix=deps.id_prefix,
             provider=deps.provider,
+            fetch_policy=deps.fetch_policy,
             on_switched=promoted,
             progress=False,
         )

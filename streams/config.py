@@ -10,6 +10,9 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from streams.content.policy import FetchPolicy
+from streams.content.store import content_root
+
 SECRET_FIELDS = ("neo4j_password", "milvus_token")
 
 
@@ -57,8 +60,7 @@ class WorkerConfig:
     # stream
     batch_max: int = 64  # events per take() batch
     batch_within_s: float = 0.05  # longest wait to fill a take() batch
-    max_image_bytes: int = 10_000_000
-    image_fetch_timeout_s: float = 5.0
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
     progress_interval_s: float = 10.0  # a `worker_progress` log line this often; 0: none
@@ -72,12 +74,17 @@ class WorkerConfig:
 
     @property
     def content_root(self) -> str:
-        return str((self.state_dir / "content").resolve())
+        return content_root(self.state_dir)
 
     def to_json(self) -> str:
         """For starting a worker subprocess: `python -m streams.app CONFIG.json`. Holds the
         secrets in clear: write it only with `write_private` (0600) and delete it after use."""
-        values = {**vars(self), "topics": vars(self.topics), "state_dir": str(self.state_dir)}
+        values = {
+            **vars(self),
+            "topics": vars(self.topics),
+            "fetch": self.fetch.to_dict(),
+            "state_dir": str(self.state_dir),
+        }
         for name in SECRET_FIELDS:
             values[name] = getattr(self, name).get_secret_value()
         return json.dumps(values, indent=2)
@@ -86,6 +93,7 @@ class WorkerConfig:
     def from_json(cls, text: str) -> WorkerConfig:
         values = json.loads(text)
         values["topics"] = Topics(**values["topics"])
+        values["fetch"] = FetchPolicy.from_dict(values.get("fetch", {}))
         values["state_dir"] = Path(values["state_dir"])
         return cls(**values)
 
@@ -116,8 +124,7 @@ class WorkerConfig:
             "onnx_provider": settings.onnx_provider,
             "max_batch": settings.max_batch,
             "max_delay_ms": settings.max_delay_ms,
-            "max_image_bytes": settings.max_image_bytes,
-            "image_fetch_timeout_s": settings.image_fetch_timeout_s,
+            "fetch": FetchPolicy.from_settings(settings),
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
             "progress_interval_s": settings.progress_interval_s,

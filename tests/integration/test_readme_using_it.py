@@ -2,9 +2,9 @@
 test time (never copied here) and run top to bottom in one shell, against real services.
 
 Only sizes change (`--pins`, `--steps`, the `--model` preset: each must appear exactly once, so
-a README edit that drops one fails here instead of silently running the full size). Everything else is isolated
-through the settings the README's own commands read, because other tests use the shared
-services at the same time:
+a README edit that drops one fails here instead of silently running the full size). Everything
+else is isolated through the settings the README's own commands read, because other tests use
+the shared services at the same time:
 - Kafka and Neo4j: the README's `pinclip services up` starts PRIVATE ones on free ports
   (PINCLIP_SERVICES_*_PORT) under this test's state dir — so its topics, consumer group and
   Pin–Board graph (which retrain exports) hold this run's data only — and its

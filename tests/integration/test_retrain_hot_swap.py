@@ -181,6 +181,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
                     config.state_dir,
                     batch_size=16,
                     id_prefix=prefix,
+                    fetch_policy=config.fetch,
                     progress=False,
                     on_switched=lambda v: send_model_update(
                         config.kafka_bootstrap,

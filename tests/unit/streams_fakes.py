@@ -23,6 +23,7 @@ from PIL import Image
 
 from encoder.preprocess import ImageRejected
 from streams.config import Topics, WorkerConfig
+from streams.content import FetchPolicy
 from streams.pipeline import RetryPolicy, SourceRecord
 from streams.worker import PinWorker
 
@@ -161,6 +162,7 @@ def worker_config(tmp_path: Path, **overrides: Any) -> WorkerConfig:
         "model_version": 1,
         "state_dir": tmp_path / "state",
         "metrics_port": None,
+        "fetch": FetchPolicy(file_roots=(str(tmp_path),)),
         **overrides,
     }
     return WorkerConfig(**values)

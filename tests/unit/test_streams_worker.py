@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from prometheus_client import generate_latest
@@ -43,7 +44,7 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     assert stored.startswith("file://") and stored != graph.pins["file"].image_uri
     from streams.content import load_image_bytes
 
-    assert load_image_bytes(stored) == png((0, 0, 255))
+    assert load_image_bytes(stored, worker.fetcher.policy) == png((0, 0, 255))
     exposed = generate_latest().decode()
     assert 'pinclip_dlq_total{reason="bad_json",stage="parse"}' in exposed
     assert 'pinclip_freshness_seconds_count{consistency="Strong"}' in exposed
@@ -119,3 +120,37 @@ def test_a_taken_metrics_port_does_not_stop_the_worker() -> None:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         assert serve_metrics(taken.getsockname()[1]) is False
+
+
+async def test_hostile_image_uris_are_dead_lettered_alone_and_never_contacted(
+    tmp_path: Path, image_server: Any
+) -> None:
+    """Regressions (issue 9): a URI the URL/IDNA parser rejects used to raise out of the batch;
+    loopback URIs were fetched and the dead letter named the port/status."""
+    server = image_server("127.0.0.1")
+    image_file = tmp_path / "ok.png"
+    image_file.write_bytes(png((9, 9, 9)))
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    hostile = {
+        "idna": "http://☃.com/x.png",
+        "loopback": server.url(),
+        "decimal": server.url(host="2130706433"),
+        "metadata": "http://169.254.169.254/latest/meta-data/",
+        "outside_roots": "file:///etc/passwd",
+    }
+    records = [pin_record(0, "good", image_uri=image_file.as_uri())]
+    records += [pin_record(i + 1, k, image_uri=v) for i, (k, v) in enumerate(hostile.items())]
+    outcome = await worker.handle_new_pins(records)
+    assert [e.pin_id for e in outcome.embedded] == ["good"]
+    dead = {d.pin_id: (d.stage, d.reason) for d in outcome.dead}
+    assert dead == {
+        "idna": ("fetch", "unsupported_uri"),
+        "loopback": ("fetch", "forbidden"),
+        "decimal": ("fetch", "forbidden"),
+        "metadata": ("fetch", "forbidden"),
+        "outside_roots": ("fetch", "forbidden"),
+    }
+    assert all(str(server.port) not in d.detail for d in outcome.dead)
+    assert server.requests == []
+    await worker.close()
