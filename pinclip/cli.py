@@ -6,6 +6,7 @@ the command functions so `pinclip services` starts fast. `USER_HELP` is what `--
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -34,6 +35,10 @@ app = typer.Typer(
 def _root() -> None:
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
+    if not sys.stderr.isatty():
+        # transformers draws its own tqdm bars ("Loading weights"); piped they are carriage-return
+        # noise in a log. It reads this switch when it is first imported, i.e. later than here.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _register() -> None:

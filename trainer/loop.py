@@ -236,7 +236,9 @@ def train(cfg: TrainConfig, resume: bool = True, stop_at: int | None = None) -> 
         frozen_text_params=frozen,
         neighbor_weight=cfg.weights.neighbor,
     )
-    bar = progress_bar(cfg.steps, initial=step, unit="step", enabled=cfg.progress and rank == 0)
+    bar = progress_bar(
+        cfg.steps, desc="train", initial=step, unit="step", enabled=cfg.progress and rank == 0
+    )
     objective.train()
     t0, seen = time.perf_counter(), 0
     rate = 0.0
