@@ -51,6 +51,8 @@ from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.retry import retry_transient
 from streams.worker import BatchOutcome, PinWorker
+from vector_store.errors import LiteDirectoryLocked
+from vector_store.milvus_io import lite_directory_locked
 
 log = structlog.get_logger(__name__)
 
@@ -252,6 +254,12 @@ def preflight(config: WorkerConfig) -> None:
             raise ConfigurationError(f"registry {config.registry_url!r}: {exc}") from exc
         return
     check_start_version(config.registry_url, versions, config.model_version)
+    if lite_directory_locked(config.milvus_uri):
+        raise ConfigurationError(
+            f"{LiteDirectoryLocked(config.milvus_uri)}: point the worker, the API, backfill and "
+            "retrain at one Milvus server (PINCLIP_MILVUS_URI=http://HOST:19530; locally: "
+            '`pinclip services up && eval "$(pinclip services env)"`)'
+        )
 
 
 def configure_json_logs(level: str) -> None:

@@ -42,10 +42,13 @@ def backend_of(uri: str) -> str:
 
 
 def lite_directory_locked(path: str) -> bool:
-    """True when another process holds milvus-lite's lock on the data directory `path`."""
+    """True when another process holds milvus-lite's lock on the data directory `path` (False
+    for a server URI)."""
     import fcntl
     import os
 
+    if backend_of(path) != "lite":
+        return False
     lock = os.path.join(path, LITE_LOCK_FILE)
     if not os.path.exists(lock):
         return False

@@ -62,3 +62,17 @@ def test_the_cli_says_in_one_line_to_use_the_milvus_server(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith(f"error: the milvus-lite directory {held_directory} is open in")
     assert 'eval "$(pinclip services env)"' in lines[0]
+
+
+def test_the_worker_refuses_to_start_on_it_in_one_line(
+    held_directory: Path, tmp_path: Path, export_tiny_model: Any
+) -> None:
+    from streams.app import preflight
+    from streams.config import WorkerConfig
+    from streams.errors import ConfigurationError
+
+    export_tiny_model(tmp_path / "registry", 1)
+    config = WorkerConfig(milvus_uri=str(held_directory), registry_url=str(tmp_path / "registry"))
+    with pytest.raises(ConfigurationError, match="open in another process") as refused:
+        preflight(config)
+    assert "\n" not in str(refused.value) and "PINCLIP_MILVUS_URI" in str(refused.value)
