@@ -307,10 +307,11 @@ def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
 
 
 def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
-    """One save per (pin, board) per batch; MERGE makes replays harmless."""
-    unique = latest_per_key(repins, key=lambda a: (a.event.pin_id, a.event.board_id))
+    """Every save of the batch, repeats included: the graph store coalesces them per edge
+    (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
+    would lose. MERGE makes replays harmless."""
     return [
-        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in unique
+        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
     ]
 
 
