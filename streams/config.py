@@ -139,3 +139,13 @@ def write_private(path: Path, text: str) -> Path:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def without_userinfo(url: str) -> str:
+    """`http://user:secret@host:19530` → `http://host:19530`, for logs (a URI may carry a
+    password even though the token has its own setting)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rsplit('@', 1)[1]}{slash}{path}"

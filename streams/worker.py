@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 
 from streams import metrics
-from streams.config import WorkerConfig
+from streams.config import WorkerConfig, without_userinfo
 from streams.content import ContentFetcher, ContentStore
 from streams.errors import DeterministicError, as_deterministic, classify
 from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
@@ -152,7 +152,7 @@ class PinWorker:
         self.writer = StoreWriter(self._vector_store, self._graph_store, self.retry)
         metrics.MODEL_VERSIONS.labels("live").set(version)
         self.started.set()
-        log.info("worker_started", model_version=version, milvus=cfg.milvus_uri)
+        log.info("worker_started", model_version=version, milvus=without_userinfo(cfg.milvus_uri))
 
     async def close(self) -> None:
         await self.fetcher.aclose()

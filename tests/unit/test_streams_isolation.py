@@ -263,3 +263,11 @@ def test_metrics_bind_the_loopback_address_by_default() -> None:
         port = probe.getsockname()[1]
     assert serve_metrics(port)
     assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def test_a_uri_in_a_log_line_never_carries_its_password() -> None:
+    from streams.config import without_userinfo
+
+    assert without_userinfo("http://root:Milvus@db:19530/x") == "http://db:19530/x"
+    assert without_userinfo("var/milvus.db") == "var/milvus.db"
+    assert without_userinfo("http://db:19530/a@b") == "http://db:19530/a@b"
