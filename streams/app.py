@@ -95,7 +95,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
             (dlq, letter.pin_id, letter) for letter in outcome.dead
         ]
         sends += [(embedded, e.pin_id, e) for e in outcome.embedded]
-        await asyncio.gather(*(_deliver(topic, key, event) for topic, key, event in sends))
+        await asyncio.gather(*(deliver(topic, key, event) for topic, key, event in sends))
 
     async def ack_all(stream: Any, events: Iterable[Any]) -> None:
         for event in events:
@@ -187,7 +187,7 @@ async def _send(topic: Any, key: str | None, value: bytes) -> None:
     await delivered
 
 
-async def _deliver(topic: Any, key: str | None, event: Event) -> None:
+async def deliver(topic: Any, key: str | None, event: Event) -> None:
     """Send with the retry contract: a broker outage is retried until it ends. A dead letter
     the broker refuses as too large (it cannot be, see pipeline.dead_letter, but it must never
     block a partition) is sent again without its payload; its length and sha256 remain."""
