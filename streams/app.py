@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,7 +28,7 @@ import faust
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import metrics
+from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.events import Event
 from streams.pipeline import SourceRecord, consumer_lag
@@ -38,7 +39,20 @@ log = structlog.get_logger(__name__)
 
 def source_record(event: Any) -> SourceRecord:
     message = event.message
-    return SourceRecord(message.topic, message.partition, message.offset, event.value)
+    return SourceRecord(
+        message.topic, message.partition, message.offset, event.value, message.timestamp
+    )
+
+
+class CommitTimer(faust.Sensor):
+    """Times Faust's offset commits (the `commit` stage of the profile)."""
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return time.perf_counter()
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        if isinstance(state, float):
+            stages.record("commit", 0, time.perf_counter() - state)
 
 
 def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.App:
@@ -63,6 +77,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         stream_wait_empty=False,
     )
     app.pin_worker = worker  # type: ignore[attr-defined]
+    app.sensors.add(CommitTimer())
     created = app.topic(topics.created, value_serializer="raw")
     repinned = app.topic(topics.repinned, value_serializer="raw")
     embedded = app.topic(topics.embedded, value_serializer="raw")
@@ -71,10 +86,11 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     async def publish(outcome: BatchOutcome) -> None:
         """Send dead letters and PinEmbedded and wait until Kafka has them (before acking)."""
-        pending = [await _send(dlq, letter.pin_id, letter) for letter in outcome.dead]
-        pending += [await _send(embedded, e.pin_id, e) for e in outcome.embedded]
-        if pending:
-            await asyncio.gather(*pending)
+        with stages.stage("produce", len(outcome.embedded) + len(outcome.dead), cpu=False):
+            pending = [await _send(dlq, letter.pin_id, letter) for letter in outcome.dead]
+            pending += [await _send(embedded, e.pin_id, e) for e in outcome.embedded]
+            if pending:
+                await asyncio.gather(*pending)
 
     async def ack_all(stream: Any, events: Iterable[Any]) -> None:
         for event in events:
@@ -143,6 +159,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:
+        stages.label_threads()  # per-thread CPU readable from outside, by role
         consumer = app.consumer
         for tp in consumer.assignment():
             if tp.topic not in (topics.created, topics.repinned):

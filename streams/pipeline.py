@@ -42,6 +42,7 @@ class SourceRecord:
     partition: int
     offset: int
     value: bytes | None
+    timestamp: float | None = None  # broker/producer time, epoch seconds (for the poll stage)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any
 
 import structlog
 
-from streams import metrics
+from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.content import ContentError, ContentFetcher, ContentStore
 from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
@@ -51,12 +51,13 @@ def _load_encoder(config: WorkerConfig) -> Any:
     def load(directory: Path) -> Any:
         from encoder.service import EncoderService
 
-        return EncoderService.load(
-            directory,
-            max_batch=config.max_batch,
-            max_delay_ms=config.max_delay_ms,
-            provider=config.onnx_provider,
-        )
+        with stages.thread_named("onnxruntime"):  # its native pool inherits the name
+            return EncoderService.load(
+                directory,
+                max_batch=config.max_batch,
+                max_delay_ms=config.max_delay_ms,
+                provider=config.onnx_provider,
+            )
 
     return load
 
@@ -177,9 +178,14 @@ class PinWorker:
         metrics.EVENTS_IN.labels("new_pin").inc(len(records))
         metrics.BATCH_SIZE.labels("new_pin").observe(len(records))
         self.counts["pins_in"] += len(records)
-        accepted, dead = parse_records(records, NewPin)
-        accepted = latest_per_key(accepted, key=lambda a: a.event.pin_id)
-        fetched = await self.fetcher.fetch_many([a.event for a in accepted])
+        now = time.time()
+        stamped = [now - r.timestamp for r in records if r.timestamp]
+        stages.record_wait("poll", len(stamped), sum(stamped))
+        with stages.stage("parse", len(records)):
+            accepted, dead = parse_records(records, NewPin)
+            accepted = latest_per_key(accepted, key=lambda a: a.event.pin_id)
+        with stages.stage("fetch", len(accepted), cpu=False):
+            fetched = await self.fetcher.fetch_many([a.event for a in accepted])
         ready: list[ReadyPin] = []
         for item, image in zip(accepted, fetched, strict=True):
             if isinstance(image, ContentError):
@@ -205,25 +211,36 @@ class PinWorker:
         ]
         targets = self.models.targets()
         started = time.perf_counter()
-        per_version = await asyncio.gather(
-            *(
-                asyncio.gather(
-                    *(self.models.service(v).embed(c) for c in contents), return_exceptions=True
+        with stages.stage("decode+encode", len(contents), cpu=False):
+            per_version = await asyncio.gather(
+                *(
+                    asyncio.gather(
+                        *(self.models.service(v).embed(c) for c in contents),
+                        return_exceptions=True,
+                    )
+                    for v in targets
                 )
-                for v in targets
             )
-        )
         metrics.ENCODE_SECONDS.observe(time.perf_counter() - started)
         embedded, failed = combine_embeddings(ready, dict(zip(targets, per_version, strict=True)))
         dead.extend(failed)
         plan = plan_pin_writes(embedded)
+
         # Milvus and Neo4j are written concurrently (independent stores, both idempotent); the
         # batch counts as done only when both returned. A row Milvus refuses as invalid is
         # dead-lettered; its graph node stays (valid content, re-embeddable by a backfill).
-        graph_write = asyncio.ensure_future(self.writer.write_pins(plan.nodes, plan.saves))
-        vector_results = await asyncio.gather(
-            *(self.writer.write_vectors(v, rows) for v, rows in plan.vectors.items())
-        )
+        async def graph() -> None:
+            with stages.stage("neo4j_write", len(plan.nodes), cpu=False):
+                await self.writer.write_pins(plan.nodes, plan.saves)
+
+        async def vectors() -> list[Any]:
+            with stages.stage("milvus_write", len(plan.nodes), cpu=False):
+                return await asyncio.gather(
+                    *(self.writer.write_vectors(v, rows) for v, rows in plan.vectors.items())
+                )
+
+        graph_write = asyncio.ensure_future(graph())
+        vector_results = await vectors()
         await graph_write
         refused: set[str] = set()
         for refusals in vector_results:
