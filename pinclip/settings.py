@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
 
+    # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
+    milvus_prefix: str = Field(
+        "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -90,6 +90,7 @@ class WorkerConfig:
             "milvus_token": settings.milvus_token.get_secret_value(),
             "milvus_alias": settings.milvus_alias,
             "milvus_consistency": settings.milvus_consistency,
+            "milvus_prefix": settings.milvus_prefix,
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,
