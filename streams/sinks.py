@@ -1,134 +1,90 @@
-"""Thin adapters from the store-neutral write plans to VectorStore / GraphStore, with retry.
+"""Thin adapters from the store-neutral write plans to the vector and graph sinks.
 
-Store calls are synchronous drivers, so they run in a thread: the event loop (and with it the
-Kafka heartbeats) keeps going while Milvus or Neo4j is slow. A store that is down is retried
-with backoff forever — the stream waits, nothing is acked, nothing is dropped. A row the store
-refuses as invalid (ValueError) is not an outage: it is isolated and dead-lettered instead.
+The retry contract (streams.retry, streams.errors): an outage is retried with backoff until the
+store is back — the stream waits, nothing is acked, nothing is dropped. A batch the store refuses
+deterministically (an invalid row) is split until only the offending rows are refused; they come
+back to the caller, who dead-letters them. A fatal error (a bug) propagates.
 """
 
 from __future__ import annotations
 
-import asyncio
-import functools
-import random
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-import structlog
-
-from streams.metrics import WRITE_RETRIES
+from streams.errors import DeterministicError
 from streams.pipeline import PinNodeWrite, RetryPolicy, SaveWrite, VectorWrite
-
-log = structlog.get_logger(__name__)
-T = TypeVar("T")
-
-
-async def retry_forever(
-    operation: Callable[[], T], *, sink: str, policy: RetryPolicy, **context: Any
-) -> T:
-    """Run a blocking store call in a thread until it succeeds; ValueError is not retried."""
-    attempt = 0
-    while True:
-        try:
-            return await asyncio.to_thread(operation)
-        except ValueError:
-            raise
-        except Exception as exc:
-            attempt += 1
-            delay = policy.delay(attempt, random.random())
-            WRITE_RETRIES.labels(sink).inc()
-            log.warning(
-                "store_write_failed_retrying",
-                sink=sink,
-                attempt=attempt,
-                retry_in_s=round(delay, 3),
-                error=f"{type(exc).__name__}: {exc}",
-                **context,
-            )
-            await asyncio.sleep(delay)
+from streams.ports import GraphSink, VectorSink
+from streams.retry import isolate_refused, retry_blocking
 
 
 class StoreWriter:
     """Writes plans into Milvus (one collection per version) and Neo4j; all idempotent."""
 
-    def __init__(self, vector_store: Any, graph_store: Any, policy: RetryPolicy) -> None:
+    def __init__(
+        self, vector_store: VectorSink, graph_store: GraphSink, policy: RetryPolicy
+    ) -> None:
         self.vectors = vector_store
         self.graph = graph_store
         self.policy = policy
 
+    async def _retry(self, sink: str, call: Callable[[], object], **context: Any) -> None:
+        await retry_blocking(call, sink=sink, policy=self.policy, **context)
+
     async def write_vectors(
         self, version: int, rows: Sequence[VectorWrite]
-    ) -> list[tuple[VectorWrite, str]]:
-        """Upsert rows; returns (row, error) for rows the store refused as invalid."""
-        from vector_store import PinVector
+    ) -> list[tuple[VectorWrite, DeterministicError]]:
+        """Upsert rows; returns (row, why) for each row the store refused."""
+        by_id = {row.pin_id: row for row in rows}
 
-        def pin_vector(row: VectorWrite) -> Any:
-            return PinVector(
-                pin_id=row.pin_id,
-                pin=row.pin,
-                model_version=row.model_version,
-                created_at=row.created_at,
-                board_ids=row.board_ids,
-                is_ad=row.is_ad,
+        async def upsert(items: list[Any]) -> None:
+            await self._retry(
+                "milvus", lambda: self.vectors.upsert(version, items), version=version
             )
 
-        batch = [pin_vector(row) for row in rows]
-        try:
-            await retry_forever(
-                lambda: self.vectors.upsert(version, batch),
-                sink="milvus",
-                policy=self.policy,
-                version=version,
-                rows=len(batch),
-            )
-            return []
-        except ValueError:
-            pass
-        refused: list[tuple[VectorWrite, str]] = []
-        for row, item in zip(rows, batch, strict=True):  # isolate the invalid rows
-            try:
-                await retry_forever(
-                    functools.partial(self.vectors.upsert, version, [item]),
-                    sink="milvus",
-                    policy=self.policy,
-                    pin_id=row.pin_id,
-                )
-            except ValueError as exc:
-                refused.append((row, str(exc)))
-        return refused
+        refused = await isolate_refused([_pin_vector(row) for row in rows], upsert)
+        return [(by_id[item.pin_id], why) for item, why in refused]
 
-    async def write_pins(self, nodes: Sequence[PinNodeWrite], saves: Sequence[SaveWrite]) -> None:
+    async def write_pins(
+        self, nodes: Sequence[PinNodeWrite], saves: Sequence[SaveWrite]
+    ) -> list[tuple[PinNodeWrite | SaveWrite, DeterministicError]]:
+        """Pin nodes, then their save edges; returns what Neo4j refused (deterministically)."""
         from graph_store import PinNode
 
-        pins = [
-            PinNode(
-                pin_id=n.pin_id,
-                title=n.title,
-                description=n.description,
-                image_uri=n.image_uri,
-                created_at=n.created_at,
-                user_id=n.user_id,
-                is_ad=n.is_ad,
-            )
-            for n in nodes
-        ]
-        if pins:
-            await retry_forever(
-                lambda: self.graph.upsert_pins(pins),
-                sink="neo4j",
-                policy=self.policy,
-                pins=len(pins),
-            )
-        await self.write_saves(saves)
+        async def upsert(pins: list[Any]) -> None:
+            await self._retry("neo4j", lambda: self.graph.upsert_pins(pins), pins=len(pins))
 
-    async def write_saves(self, saves: Sequence[SaveWrite]) -> None:
+        pins = [PinNode(**_fields(n)) for n in nodes]
+        by_id = {n.pin_id: n for n in nodes}
+        refused: list[tuple[PinNodeWrite | SaveWrite, DeterministicError]] = []
+        if pins:
+            refused += [(by_id[p.pin_id], why) for p, why in await isolate_refused(pins, upsert)]
+        refused += await self.write_saves(saves)
+        return refused
+
+    async def write_saves(
+        self, saves: Sequence[SaveWrite]
+    ) -> list[tuple[SaveWrite, DeterministicError]]:
+        """Save edges (MERGE: replays are harmless); returns what Neo4j refused."""
         from graph_store import Save
 
-        edges = [Save(s.pin_id, s.board_id, s.user_id, s.ts) for s in saves]
-        if edges:
-            await retry_forever(
-                lambda: self.graph.add_saves(edges),
-                sink="neo4j",
-                policy=self.policy,
-                saves=len(edges),
-            )
+        async def add(edges: list[Any]) -> None:
+            await self._retry("neo4j", lambda: self.graph.add_saves(edges), saves=len(edges))
+
+        edges = [(s, Save(s.pin_id, s.board_id, s.user_id, s.ts)) for s in saves]
+        if not edges:
+            return []
+        refused = await isolate_refused(edges, lambda pairs: add([e for _, e in pairs]))
+        return [(save, why) for (save, _), why in refused]
+
+
+def _pin_vector(row: VectorWrite) -> Any:
+    from vector_store import PinVector
+
+    return PinVector(**_fields(row))
+
+
+def _fields(plan_item: Any) -> dict[str, Any]:
+    """A write-plan dataclass as keyword arguments of the store's own record type (the plans
+    in streams.pipeline use the stores' field names; no deep copy of the vectors)."""
+    return {f.name: getattr(plan_item, f.name) for f in dataclasses.fields(plan_item)}

@@ -22,6 +22,7 @@ import structlog
 from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.content import ContentError, ContentFetcher, ContentStore
+from streams.errors import classify
 from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
 from streams.models import ModelSet, manifest_dim, registry_versions, version_uri
 from streams.pipeline import (
@@ -104,9 +105,9 @@ class PinWorker:
                 if ready:
                     self.ready.set()
                 return
-            except (ValueError, RuntimeError):
-                raise  # a configuration problem, not an outage
             except Exception as exc:
+                if classify(exc) != "transient":
+                    raise  # a configuration problem (or a bug), not an outage
                 attempt += 1
                 delay = self.retry.delay(attempt)
                 log.warning(
@@ -229,9 +230,9 @@ class PinWorker:
         # Milvus and Neo4j are written concurrently (independent stores, both idempotent); the
         # batch counts as done only when both returned. A row Milvus refuses as invalid is
         # dead-lettered; its graph node stays (valid content, re-embeddable by a backfill).
-        async def graph() -> None:
+        async def graph() -> list[Any]:
             with stages.stage("neo4j_write", len(plan.nodes), cpu=False):
-                await self.writer.write_pins(plan.nodes, plan.saves)
+                return await self.writer.write_pins(plan.nodes, plan.saves)
 
         async def vectors() -> list[Any]:
             with stages.stage("milvus_write", len(plan.nodes), cpu=False):
@@ -241,13 +242,15 @@ class PinWorker:
 
         graph_write = asyncio.ensure_future(graph())
         vector_results = await vectors()
-        await graph_write
+        graph_refusals = await graph_write
         refused: set[str] = set()
-        for refusals in vector_results:
-            for row, error in refusals:
-                refused.add(row.pin_id)
-                record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
-                dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
+        records = {e.pin.pin_id: e.record for e in embedded}
+        for row, why in [*graph_refusals, *(r for rs in vector_results for r in rs)]:
+            if row.pin_id in refused:
+                continue
+            refused.add(row.pin_id)
+            record = records[row.pin_id]
+            dead.append(dead_letter(record, why.stage, why.reason, why.detail, row.pin_id))
         now = utc_now()
         histogram = metrics.FRESHNESS_SECONDS.labels(self.config.milvus_consistency)
         events = []
@@ -278,8 +281,14 @@ class PinWorker:
         self.counts["repins_in"] += len(records)
         accepted, dead = parse_records(records, Repin)
         saves = plan_repin_writes(accepted)
-        await self.writer.write_saves(saves)
-        metrics.EVENTS_OUT.labels("save").inc(len(saves))
+        refusals = await self.writer.write_saves(saves)
+        metrics.EVENTS_OUT.labels("save").inc(len(saves) - len(refusals))
+        for save, why in refusals:
+            for item in accepted:  # every record of that (pin, board) in this batch
+                if (item.event.pin_id, item.event.board_id) == (save.pin_id, save.board_id):
+                    dead.append(
+                        dead_letter(item.record, why.stage, why.reason, why.detail, save.pin_id)
+                    )
         outcome = BatchOutcome(dead=dead)
         self._count_outcome(outcome)
         return outcome
