@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     milvus_prefix: str = Field(
         "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
     )
+    batch_max: int = Field(
+        64, description="Most pins per embed-and-write batch (batches grow to it under load)."
+    )
+    decode_workers: int = Field(0, description="Image decode pool size (0: one per core).")
+    decode_processes: bool = Field(
+        False, description="Decode images in processes instead of threads of the worker."
+    )
 
 
 @lru_cache(maxsize=1)

@@ -19,7 +19,6 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -32,7 +31,8 @@ from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.events import Event
 from streams.pipeline import SourceRecord, consumer_lag
-from streams.worker import BatchOutcome, PinWorker
+from streams.ports import StoreFactory
+from streams.worker import BatchOutcome, PinWorker, Submission
 
 log = structlog.get_logger(__name__)
 
@@ -55,9 +55,12 @@ class CommitTimer(faust.Sensor):
             stages.record("commit", 0, time.perf_counter() - state)
 
 
-def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.App:
-    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them."""
-    worker = worker or PinWorker(config)
+def create_app(
+    config: WorkerConfig, worker: PinWorker | None = None, factory: StoreFactory | None = None
+) -> faust.App:
+    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them
+    (given, or built with `factory`: pinclip.factory.Factory in the application)."""
+    worker = worker or PinWorker(config, factory=factory)
     topics = config.topics
     app = faust.App(
         config.consumer_group,
@@ -100,10 +103,17 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.agent(created)
     async def new_pins(stream: Any) -> None:
-        async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
-            outcome = await worker.handle_new_pins([source_record(e) for e in events])
+        """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
+        and the one before is published and acked — acks stay in order, after the writes."""
+        await worker.ready.wait()
+
+        async def finish(submission: Submission, outcome: BatchOutcome) -> None:
             await publish(outcome)
-            await ack_all(stream, events)
+            await ack_all(stream, submission.token)
+
+        async with worker.new_pin_pipeline(finish) as pipeline:
+            async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
+                await pipeline.submit(Submission([source_record(e) for e in events], events))
 
     @app.agent(repinned)
     async def repins(stream: Any) -> None:
@@ -177,36 +187,14 @@ async def _send(topic: Any, key: str | None, event: Event) -> Any:
     return await topic.send(key=key.encode() if key else None, value=event.to_json_bytes())
 
 
-def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
-    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
+def run_worker(
+    config: WorkerConfig, factory: StoreFactory | None = None, loglevel: str = "WARNING"
+) -> None:
+    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop).
+    `python -m pinclip.worker CONFIG.json` and `pinclip worker` call this with the factory."""
     from streams.topics import ensure_topics
 
     ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
-    app = create_app(config)
+    app = create_app(config, factory=factory)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m streams.app CONFIG.json`: a worker from an explicit config file (tests, bench,
-    demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
-    import sys
-    from pathlib import Path
-
-    args = sys.argv[1:] if argv is None else argv
-    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
-    level = args[1] if len(args) > 1 else "INFO"
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
-    run_worker(config, loglevel="WARNING")
-
-
-if __name__ == "__main__":
-    main()

@@ -46,8 +46,11 @@ class WorkerConfig:
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
-    batch_max: int = 64  # events per take() batch
-    batch_within_s: float = 0.05  # longest wait to fill a take() batch
+    batch_max: int = 64  # most pins per embed-and-write batch (and per take() batch)
+    batch_within_s: float = 0.02  # longest wait to fill a take() batch
+    decode_workers: int = 0  # image decode pool size; 0: one per core
+    decode_processes: bool = False  # decode in processes instead of threads
+    max_request_bytes: int = 4 * 1024 * 1024  # largest Milvus upsert request
     max_image_bytes: int = 10_000_000
     image_fetch_timeout_s: float = 5.0
     state_dir: Path = Path("var")
@@ -58,7 +61,7 @@ class WorkerConfig:
         return str((self.state_dir / "content").resolve())
 
     def to_json(self) -> str:
-        """For starting a worker subprocess: `python -m streams.app CONFIG.json`."""
+        """For starting a worker subprocess: `python -m pinclip.worker CONFIG.json`."""
         values = {**vars(self), "topics": vars(self.topics), "state_dir": str(self.state_dir)}
         return json.dumps(values, indent=2)
 
@@ -91,6 +94,9 @@ class WorkerConfig:
             "milvus_alias": settings.milvus_alias,
             "milvus_consistency": settings.milvus_consistency,
             "milvus_prefix": settings.milvus_prefix,
+            "batch_max": settings.batch_max,
+            "decode_workers": settings.decode_workers,
+            "decode_processes": settings.decode_processes,
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,

@@ -28,7 +28,8 @@ from streams.events import DeadLetter, PinEmbedded
 
 
 class WorkerProcess:
-    """`python -m streams.app CONFIG.json` as a child process (its own event loop and signals)."""
+    """A worker as a child process (its own event loop and signals): the application's entry
+    point, `python -m pinclip.worker CONFIG.json`, which builds the stores with its factory."""
 
     def __init__(self, config: WorkerConfig, log_path: Path | None = None) -> None:
         self.config = config
@@ -42,7 +43,7 @@ class WorkerProcess:
         self.config_path.write_text(self.config.to_json(), encoding="utf-8")
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.app", str(self.config_path)],
+            [sys.executable, "-m", "pinclip.worker", str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

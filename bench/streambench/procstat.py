@@ -146,12 +146,16 @@ class CpuMeter:
 
     processes: Mapping[str, Callable[[], int | None]] = field(default_factory=dict)
     threads_of: Callable[[], int | None] | None = None
+    alone: frozenset[str] = frozenset()  # names measured without their children
 
     def snapshot(self) -> Snapshot:
         snap = Snapshot({"machine": machine_cpu()})
         for name, pid_of in self.processes.items():
             pid = pid_of()
-            snap.values[name] = tree_cpu(pid) if pid else 0.0
+            if not pid:
+                snap.values[name] = 0.0
+            else:
+                snap.values[name] = process_cpu(pid) if name in self.alone else tree_cpu(pid)
         pid = self.threads_of() if self.threads_of else None
         if pid:
             snap.threads = threads_by_name(pid)

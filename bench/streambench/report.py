@@ -72,7 +72,14 @@ def profile(window: Mapping[str, Any], pins: int) -> dict[str, Any]:
     threads = group_threads(window["threads"], THREAD_GROUPS)
     cpu = {k: round(v * per_pin, 3) for k, v in sorted(threads.items(), key=lambda kv: -kv[1])}
     processes = {k: round(v * per_pin, 3) for k, v in window["processes"].items()}
-    return {"pins": pins, "stages": stages, "worker_threads": cpu, "processes": processes}
+    raw = sorted(window["threads"].items(), key=lambda kv: -kv[1])[:12]
+    return {
+        "pins": pins,
+        "stages": stages,
+        "worker_threads": cpu,
+        "processes": processes,
+        "threads_by_name": {k: round(v * per_pin, 3) for k, v in raw},
+    }
 
 
 def _stage_rank(name: str) -> int:

@@ -2,110 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from PIL import Image
 from prometheus_client import generate_latest
+from streams_fakes import DIM, HashEncoder, MemoryGraph, MemoryVectors, png
 
-from encoder.preprocess import ImageRejected
 from streams.config import Topics, WorkerConfig
 from streams.events import NewPin, Repin
 from streams.metrics import WRITE_RETRIES
 from streams.models import model_update_for
 from streams.pipeline import RetryPolicy, SourceRecord
 from streams.worker import PinWorker
-
-DIM = 8
-
-
-def png(colour: tuple[int, int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(out, format="PNG")
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Embedding:
-    version: int
-    image: np.ndarray
-    text: np.ndarray
-    pin: np.ndarray
-
-
-class HashEncoder:
-    """Decodes the image for real (Pillow) and derives a deterministic vector per version."""
-
-    def __init__(self, directory: Path) -> None:
-        self.version = json.loads((directory / "manifest.json").read_text())["version"]
-
-    async def embed(self, content: Any) -> Embedding:
-        try:
-            Image.open(io.BytesIO(content.image_bytes)).load()
-        except Exception as exc:
-            raise ImageRejected("decode_error", str(exc)) from exc
-        seed = hashlib.sha256(content.image_bytes + bytes([self.version])).digest()
-        vector = np.frombuffer(seed[:DIM], dtype=np.uint8).astype(np.float32) + 1.0
-        return Embedding(self.version, vector, vector, vector)
-
-    async def close(self) -> None:
-        pass
-
-
-class MemoryVectors:
-    def __init__(self, failures: int = 0) -> None:
-        self.rows: dict[int, dict[str, Any]] = {}
-        self.failures = failures
-        self.alias: int | None = None
-
-    def live_version(self) -> int | None:
-        return self.alias
-
-    def ensure_version(self, version: int) -> str:
-        self.rows.setdefault(version, {})
-        return f"v{version}"
-
-    def switch_alias(self, version: int) -> None:
-        self.alias = version
-
-    def upsert(self, version: int, pins: list[Any]) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("milvus down")
-        for pin in pins:
-            if not np.all(np.isfinite(pin.pin)):
-                raise ValueError("NaN")
-            self.rows[version][pin.pin_id] = pin
-        return len(pins)
-
-    def close(self) -> None:
-        pass
-
-
-class MemoryGraph:
-    def __init__(self) -> None:
-        self.pins: dict[str, Any] = {}
-        self.saves: set[tuple[str, str]] = set()
-
-    def ensure_schema(self) -> None:
-        pass
-
-    def upsert_pins(self, pins: list[Any]) -> int:
-        self.pins.update({p.pin_id: p for p in pins})
-        return len(pins)
-
-    def add_saves(self, saves: list[Any]) -> int:
-        self.saves.update((s.pin_id, s.board_id) for s in saves)
-        return len(saves)
-
-    def close(self) -> None:
-        pass
 
 
 def registry(root: Path, versions: list[int]) -> Path:
@@ -172,7 +82,7 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     outcome = await worker.handle_new_pins(records)
     assert sorted(e.pin_id for e in outcome.embedded) == ["file", "inline"]
     assert {(d.source_offset, d.stage, d.reason) for d in outcome.dead} == {
-        (2, "decode", "decode_error"),
+        (2, "decode", "unsupported_format"),
         (3, "parse", "bad_json"),
         (4, "fetch", "unreachable"),
     }
