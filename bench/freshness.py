@@ -52,6 +52,7 @@ from bench.streambench.consumers import (  # noqa: E402
     PinclipWorker,
     scrape,
 )
+from pinclip.factory import Factory  # noqa: E402
 from streams.config import Topics, WorkerConfig  # noqa: E402
 from streams.events import NewPin  # noqa: E402
 from streams.producer import EventProducer  # noqa: E402
@@ -297,8 +298,6 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    from vector_store import VectorStore
-
     tmp = Path(tempfile.mkdtemp(prefix="freshness-"))
     tag = "fresh" + uuid.uuid4().hex[:6]
     print(f"exporting {args.config} model …", flush=True)
@@ -362,13 +361,8 @@ def main() -> None:
             state_dir=tmp / "state",
             metrics_port=None,
         )
-        vs = VectorStore(
-            args.milvus,
-            alias=config.milvus_alias,
-            dim=dim,
-            consistency=args.consistency,
-            prefix=config.milvus_prefix,
-        )
+        factory = Factory.from_worker_config(config)  # the worker builds its stores the same way
+        vs = factory.vector_store(dim)
         worker = PinclipWorker(config)
         meter = _meter(worker, service_pids, bench_pid)
         rates = sorted({round(f * lim, 1) for f in args.fractions} | ({equal_rate} - {None}))
@@ -404,17 +398,22 @@ def _cleanup(args: Any, tag: str, dim: int) -> None:
     from kafka.admin import KafkaAdminClient
     from pymilvus import MilvusClient
 
-    from graph_store import GraphStore
-    from vector_store import VectorStore
+    from pinclip.factory import Factory, StoreConfig
 
-    vs = VectorStore(args.milvus, alias=f"{tag}_pins", dim=dim, prefix=f"{tag}_v")
+    stores = StoreConfig(
+        milvus_uri=args.milvus,
+        milvus_alias=f"{tag}_pins",
+        milvus_prefix=f"{tag}_v",
+        neo4j_uri=args.neo4j,
+    )
+    vs = Factory(stores).vector_store(dim)
     vs.purge()
     vs.close()
     client = MilvusClient(args.milvus)
     if client.has_collection(f"{tag}_baseline"):
         client.drop_collection(f"{tag}_baseline")
     client.close()
-    with GraphStore(args.neo4j) as gs:
+    with Factory(stores).graph_store() as gs:
         gs.delete_by_prefix(f"{tag}-")
     admin = KafkaAdminClient(bootstrap_servers=args.kafka)
     admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
