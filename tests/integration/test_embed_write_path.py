@@ -17,7 +17,7 @@ pytest.importorskip("torch")
 from graph_store import GraphStore, Save
 from pinclip.backfill import backfill
 from pinclip.factory import Factory
-from streams.config import Topics, WorkerConfig
+from streams.config import WorkerConfig
 from streams.events import NewPin
 from streams.pipeline import SourceRecord
 from streams.synthetic import THEMES, draw_image
@@ -36,23 +36,11 @@ def config(
     tmp_path: Path,
     prefix: str,
     milvus_server_uri: str,
-    neo4j_settings: Any,
     export_tiny_model: Callable[..., int],
+    worker_config: Callable[..., WorkerConfig],
 ) -> Iterator[WorkerConfig]:
     dim = export_tiny_model(tmp_path / "registry", 1)
-    tag = prefix.strip("-")
-    config = WorkerConfig(
-        topics=Topics.with_prefix(tag),
-        neo4j_uri=neo4j_settings.uri,
-        neo4j_user=neo4j_settings.user,
-        neo4j_password=neo4j_settings.password,
-        milvus_uri=milvus_server_uri,
-        milvus_alias=f"{tag}_pins",
-        milvus_prefix=f"{tag}_v",
-        registry_url=str(tmp_path / "registry"),
-        state_dir=tmp_path / "state",
-        metrics_port=None,
-    )
+    config = worker_config(prefix.strip("-"), milvus_server_uri, tmp_path)
     yield config
     store = Factory.from_worker_config(config).vector_store(dim)
     store.purge()
