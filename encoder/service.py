@@ -169,8 +169,10 @@ class EncoderService:
         decode_threads: int = 2,
         provider: str = "auto",
         batch_workers: int = 1,
+        intra_op_threads: int = 0,
     ) -> EncoderService:
-        encoder = OnnxEncoder.load(model_dir, provider=provider)
+        """`intra_op_threads`: onnxruntime threads per batch (0: its default, every core)."""
+        encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=intra_op_threads)
         return cls(
             encoder,
             max_batch,

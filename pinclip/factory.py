@@ -57,6 +57,7 @@ class StoreConfig:
     neo4j_database: str = "neo4j"
     registry_url: str = "var/registry"
     onnx_provider: str = "auto"
+    onnx_threads: int = 1
     max_batch: int = 32
     max_delay_ms: float = 10.0
 
@@ -138,13 +139,17 @@ class Factory:
 
         return local_model_dir(version_uri(self.config.registry_url, version), cache_dir)
 
-    def onnx_encoder(self, model_dir: str | Path, intra_op_threads: int = 0) -> OnnxEncoder:
-        """The plain onnxruntime sessions of one model directory (provider from settings)."""
+    def onnx_encoder(
+        self, model_dir: str | Path, intra_op_threads: int | None = None
+    ) -> OnnxEncoder:
+        """The plain onnxruntime sessions of one model directory (provider, threads from
+        settings unless given)."""
         from encoder.runtime import OnnxEncoder
 
+        threads = self.config.onnx_threads if intra_op_threads is None else intra_op_threads
         with stages.thread_named("onnxruntime"):  # its native pool inherits the name
             return OnnxEncoder.load(
-                model_dir, provider=self.config.onnx_provider, intra_op_threads=intra_op_threads
+                model_dir, provider=self.config.onnx_provider, intra_op_threads=threads
             )
 
     def encoder_service(self, model_dir: str | Path, **batching: Any) -> EncoderService:
@@ -155,6 +160,7 @@ class Factory:
             "max_batch": self.config.max_batch,
             "max_delay_ms": self.config.max_delay_ms,
             "provider": self.config.onnx_provider,
+            "intra_op_threads": self.config.onnx_threads,
         }
         options.update(batching)
         with stages.thread_named("onnxruntime"):

@@ -82,6 +82,17 @@ class Settings(BaseSettings):
     decode_processes: bool = Field(
         False, description="Decode images in processes instead of threads of the worker."
     )
+    onnx_threads: int = Field(
+        1,
+        description="onnxruntime threads per encoder batch (0: one per core). One core per batch "
+        "was the most CPU-efficient on CPU (docs/BENCHMARKS.md); scale out with workers.",
+    )
+    topic_partitions: int = Field(
+        4, description="Partitions of the pin topics when the worker creates them (max workers)."
+    )
+    topic_replication: int = Field(
+        1, description="Replication factor of the topics the worker creates (3 on a cluster)."
+    )
 
 
 @lru_cache(maxsize=1)

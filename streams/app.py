@@ -72,6 +72,7 @@ def create_app(
         store="memory://",
         datadir=str(config.state_dir / "faust"),
         topic_partitions=config.topic_partitions,
+        topic_replication_factor=config.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,

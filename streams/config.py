@@ -28,7 +28,8 @@ class WorkerConfig:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topics: Topics = field(default_factory=Topics)
     consumer_group: str = "pinclip-worker"
-    topic_partitions: int = 4
+    topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
+    topic_replication: int = 1  # replication factor of the topics the worker creates
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -43,6 +44,7 @@ class WorkerConfig:
     registry_url: str = "var/registry"
     model_version: int | None = None
     onnx_provider: str = "auto"
+    onnx_threads: int = 1  # onnxruntime intra-op threads per batch; 0: one per core
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
@@ -85,6 +87,8 @@ class WorkerConfig:
                 settings.topic_dlq,
             ),
             "consumer_group": settings.consumer_group,
+            "topic_partitions": settings.topic_partitions,
+            "topic_replication": settings.topic_replication,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password.get_secret_value(),
@@ -100,6 +104,7 @@ class WorkerConfig:
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,
+            "onnx_threads": settings.onnx_threads,
             "max_batch": settings.max_batch,
             "max_delay_ms": settings.max_delay_ms,
             "max_image_bytes": settings.max_image_bytes,
