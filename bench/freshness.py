@@ -36,7 +36,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlsplit
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _HERE = Path(__file__).resolve().parent
@@ -54,6 +54,7 @@ from bench.streambench.consumers import (  # noqa: E402
 )
 from pinclip.factory import Factory  # noqa: E402
 from streams.config import Topics, WorkerConfig  # noqa: E402
+from streams.content import BlockingFetcher, FetchPolicy  # noqa: E402
 from streams.events import NewPin  # noqa: E402
 from streams.producer import EventProducer  # noqa: E402
 from streams.runner import StreamProgress  # noqa: E402
@@ -95,13 +96,13 @@ def raw_pin_limit(model_dir: Path, images: list[str], seconds: float) -> dict[st
     """Pins/s of onnxruntime's pin head on pre-decoded inputs, and its CPU ms per pin: the best
     over batch sizes and over onnxruntime's default threads (one per core) and one thread."""
     from encoder.runtime import OnnxEncoder
-    from streams.content import load_image_bytes
 
     best = {"batch": 0.0, "threads": 0.0, "pins_per_s": 0.0, "cpu_ms_per_pin": 0.0}
     for threads in (0, 1):
         encoder = OnnxEncoder.load(model_dir, provider="auto", intra_op_threads=threads)
         pre, tok = encoder.image_preprocessor(), encoder.text_preprocessor()
-        pixels = [pre.load(load_image_bytes(u)) for u in images]
+        with BlockingFetcher(image_policy(images)) as fetch:
+            pixels = [pre.load(fetch(u)) for u in images]
         for batch in (8, 16, 32, 64):
             px = np.stack([pixels[i % len(pixels)] for i in range(batch)])
             ids, mask = tok.encode(["Wave beach ideas. A ocean pin about wave and beach."] * batch)
@@ -120,6 +121,11 @@ def raw_pin_limit(model_dir: Path, images: list[str], seconds: float) -> dict[st
                     "cpu_ms_per_pin": cpu_ms,
                 }
     return best
+
+
+def image_policy(images: list[str]) -> FetchPolicy:
+    """The fetch policy of the benchmark: file:// reads allowed under the image pool only."""
+    return FetchPolicy(file_roots=tuple({str(Path(urlsplit(u).path).parent) for u in images}))
 
 
 def lag_slope(samples: list[tuple[float, int]]) -> float:
@@ -254,7 +260,7 @@ def measure(
 
 
 def service_port(uri: str, default: int) -> int:
-    parsed = urlparse(uri if "://" in uri else f"tcp://{uri.split(',')[0]}")
+    parsed = urlsplit(uri if "://" in uri else f"tcp://{uri.split(',')[0]}")
     return parsed.port or default
 
 
@@ -372,6 +378,7 @@ def main() -> None:
             max_batch=args.batch_max,
             onnx_threads=args.onnx_threads,
             decode_processes=args.decode_processes,
+            fetch=image_policy(images),
             state_dir=tmp / "state",
             metrics_port=None,
         )

@@ -19,12 +19,12 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from tqdm import tqdm
@@ -32,6 +32,9 @@ from tqdm import tqdm
 from streams.embedwrite import EmbedWritePath, Encoded, PinJob, PinRecord
 from streams.errors import DeterministicError, as_deterministic, classify
 from streams.ports import BatchEmbedder
+
+if TYPE_CHECKING:
+    from streams.content import FetchPolicy
 
 log = structlog.get_logger("backfill")
 
@@ -77,15 +80,14 @@ def state_path(state_dir: Path, version: int, id_prefix: str = "") -> Path:
 
 
 async def _load_images(
-    pins: Sequence[Any], load_image: Callable[[str], bytes], pool: ThreadPoolExecutor
+    pins: Sequence[Any], load: Callable[[str], Awaitable[bytes]]
 ) -> list[bytes | DeterministicError]:
     """Each pin's image from the URI kept in the graph; one that cannot be had fails that pin
     (stage fetch), a bug propagates — the worker's rule for fetches."""
-    loop = asyncio.get_running_loop()
 
     async def one(uri: str) -> bytes | DeterministicError:
         try:
-            return await loop.run_in_executor(pool, load_image, uri)
+            return await load(uri)
         except Exception as exc:
             if classify(exc) == "fatal":
                 raise
@@ -104,12 +106,11 @@ class _Fill:
     state: BackfillState
     spath: Path
     bar: Any
-    load_image: Callable[[str], bytes]
-    pool: ThreadPoolExecutor
+    load_image: Callable[[str], Awaitable[bytes]]
 
     async def encode(self, chunk: list[Any]) -> tuple[list[Any], Encoded]:
         now = datetime.now(UTC)
-        images = await _load_images(chunk, self.load_image, self.pool)
+        images = await _load_images(chunk, self.load_image)
         jobs, failed = [], []
         for pin, image in zip(chunk, images, strict=True):
             record = PinRecord.from_node(pin, now)
@@ -172,6 +173,7 @@ def backfill(
     id_prefix: str = "",
     provider: str = "auto",
     load_image: Callable[[str], bytes] | None = None,
+    fetch_policy: FetchPolicy | None = None,
     on_switched: Callable[[int], None] | None = None,
     progress: bool = True,
     encoder: BatchEmbedder | None = None,
@@ -182,7 +184,9 @@ def backfill(
     pinclip.factory). Pins go through the worker's embed-and-write path (streams.embedwrite):
     the same decode, batching, rows and error contract. `encoder` defaults to the model in
     `model_dir` on `provider`. `on_switched` runs after the alias moved (e.g. announce the
-    promotion and mark the registry's live version). Call it from synchronous code.
+    promotion and mark the registry's live version). Images are read through the shared fetch
+    path under `fetch_policy` (a `streams.content.FetchPolicy`; the content store under
+    `state_dir` is always readable) unless `load_image` is given. Call it from synchronous code.
     """
     return asyncio.run(
         _backfill(
@@ -197,6 +201,7 @@ def backfill(
             id_prefix,
             provider,
             load_image,
+            fetch_policy,
             on_switched,
             progress,
             encoder,
@@ -216,12 +221,13 @@ async def _backfill(
     id_prefix: str,
     provider: str,
     load_image: Callable[[str], bytes] | None,
+    fetch_policy: FetchPolicy | None,
     on_switched: Callable[[int], None] | None,
     progress: bool,
     encoder: BatchEmbedder | None,
 ) -> BackfillReport:
     from pinclip.factory import Factory, StoreConfig
-    from streams.content import load_image_bytes
+    from streams.content import ContentFetcher, FetchPolicy
 
     if encoder is None:
         factory = Factory(StoreConfig(onnx_provider=provider))
@@ -235,6 +241,12 @@ async def _backfill(
     resumed_from = state.last_pin_id
     path = EmbedWritePath(vectors, graph)
     pool = ThreadPoolExecutor(8, thread_name_prefix="backfill-load")
+    content = str((state_dir / "content").resolve())  # inline images: always readable
+    fetcher = ContentFetcher((fetch_policy or FetchPolicy()).with_roots(content))
+    load: Callable[[str], Awaitable[bytes]] = fetcher.fetch_uri
+    if load_image is not None:
+        given, loop = load_image, asyncio.get_running_loop()
+        load = lambda uri: loop.run_in_executor(pool, given, uri)  # noqa: E731
     try:
         if state.done:
             log.info("backfill.already_done", version=version)
@@ -249,9 +261,7 @@ async def _backfill(
                 desc=f"backfill v{version}",
                 unit="pin",
             )
-            fill = _Fill(
-                version, path, encoder, state, spath, bar, load_image or load_image_bytes, pool
-            )
+            fill = _Fill(version, path, encoder, state, spath, bar, load)
             try:
                 await _fill(fill, _chunks(graph, state, page_size, batch_size, id_prefix))
             finally:
@@ -261,6 +271,7 @@ async def _backfill(
     finally:
         await path.close()
         await encoder.close()
+        await fetcher.aclose()
         pool.shutdown(wait=False)
     count = await asyncio.to_thread(vectors.count, version)
     log.info(

@@ -202,6 +202,7 @@ def backfill_cmd(
     from encoder.manifest import Manifest
     from pinclip.backfill import backfill
     from pinclip.registry import ModelRegistry
+    from streams.content import FetchPolicy
 
     settings = get_settings()
     registry = ModelRegistry(settings.registry_url)
@@ -225,6 +226,7 @@ def backfill_cmd(
             switch=switch,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            fetch_policy=FetchPolicy.from_settings(settings),
             on_switched=promoted,
         )
     typer.echo(json.dumps(report.__dict__))
@@ -245,6 +247,7 @@ def retrain_cmd(
     from encoder.config import PinClipConfig
     from pinclip.registry import ModelRegistry
     from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once
+    from streams.content import FetchPolicy
     from trainer.config import TrainConfig
     from trainer.promotion import parse_duration
 
@@ -268,15 +271,16 @@ def retrain_cmd(
             state_dir=settings.state_dir,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            fetch_policy=FetchPolicy.from_settings(settings),
         )
         if once:
             outcome = retrain_once(deps, template, work_dir, tolerance)
             typer.echo(f"{outcome.decision.reason}; version={outcome.version}")
             return
         if metrics_port:
-            from prometheus_client import start_http_server
+            from streams.metrics import serve_metrics
 
-            start_http_server(metrics_port)
+            serve_metrics(metrics_port, settings.metrics_host)
         assert every is not None
         retrain_forever(deps, template, work_dir, parse_duration(every), tolerance)
 

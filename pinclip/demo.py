@@ -44,6 +44,7 @@ class DemoOptions:
     examples: int = 3
     keep_services: bool = False
     seed: int = 0
+    gallery: bool = True  # end by serving the API and gallery; False: terminal only (CI)
 
 
 def _step(text: str) -> None:
@@ -232,6 +233,7 @@ def wait_until_ready(worker: Any, timeout_s: float = 120.0) -> None:
 
 def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOptions) -> Any:
     from streams.config import Topics, WorkerConfig
+    from streams.content import FetchPolicy
     from streams.producer import EventProducer
     from streams.runner import StreamProgress, WorkerProcess
 
@@ -245,6 +247,7 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
         milvus_uri=str(milvus_path),
         registry_url=str(root / "registry"),
         state_dir=root / "worker",
+        fetch=FetchPolicy.from_settings(settings).with_roots(str(data_dir.resolve())),
     )
     pins, repins, bad = _events(data_dir, run_tag)
     random.Random(opts.seed).shuffle(pins)
@@ -351,6 +354,10 @@ def run_demo(settings: Settings, opts: DemoOptions) -> None:
         )
         _step("5/5 similar pins for brand-new pins (content only, no edges at training time)")
         show_similar(config, data_dir, opts)
+        if opts.gallery:
+            from pinclip.api.serve import serve_gallery_until_interrupted
+
+            serve_gallery_until_interrupted(settings, config)
     finally:
         if not opts.keep_services:
             stop_services(started)

@@ -1,41 +1,31 @@
 """`python -m pinclip.worker CONFIG.json [LEVEL]`: one worker process from an explicit config.
 
 The process entry point of the stream: it builds the stores and encoders with the one factory
-(`pinclip.factory`) and runs the Faust worker (`streams.app.run_worker`). `pinclip worker` is
-the same from PINCLIP_* settings; `streams.runner.WorkerProcess` starts this module (tests,
-benchmarks, the demo).
+(`pinclip.factory`) and runs the Faust worker (`streams.app.run_worker`: a configuration error
+exits 2 in one line, an escaping exception exits 1). `pinclip worker` is the same from
+PINCLIP_* settings; `streams.runner.WorkerProcess` starts this module (tests, benchmarks, demo).
 """
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
-import structlog
-
 from pinclip.factory import Factory
-from streams.app import run_worker
+from streams.app import configure_json_logs, run_worker
 from streams.config import WorkerConfig
+from streams.worker import PinWorker
 
 
-def run(config: WorkerConfig, loglevel: str = "WARNING") -> None:
-    run_worker(config, Factory.from_worker_config(config), loglevel=loglevel)
+def run(config: WorkerConfig, loglevel: str = "WARNING", worker: PinWorker | None = None) -> None:
+    """Run a worker until SIGINT/SIGTERM; `worker` (e.g. a test's subclass) must use a factory."""
+    run_worker(config, loglevel, worker, Factory.from_worker_config(config))
 
 
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
-    level = args[1] if len(args) > 1 else "INFO"
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-    )
+    configure_json_logs(args[1] if len(args) > 1 else "INFO")
     run(config)
 
 

@@ -51,6 +51,11 @@ class TransientError(Exception):
     """A dependency of ours is unavailable right now: retry with backoff, the stream waits."""
 
 
+class ConfigurationError(Exception):
+    """The worker cannot run with this configuration (fatal): its message is one line that
+    says what to change."""
+
+
 def classify(exc: BaseException) -> ErrorKind:
     """Sort one exception into transient / deterministic / fatal (see the module docstring).
 
@@ -184,9 +189,28 @@ def _milvus(exc: Exception) -> ErrorKind | None:
 
 def _http(exc: Exception) -> ErrorKind | None:
     httpx = _module("httpx")
-    if httpx is not None and isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
+    if httpx is None:
+        return None
+    refused = (
+        httpx.InvalidURL,
+        httpx.UnsupportedProtocol,
+        httpx.LocalProtocolError,
+        httpx.TooManyRedirects,
+        httpx.DecodingError,
+        httpx.HTTPStatusError,
+        httpx.StreamError,
+    )
+    if isinstance(exc, refused):
+        return "deterministic"  # this URL or this answer is bad; asking again cannot help
+    if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):
         return "transient"
     return None
+
+
+def _pillow(exc: Exception) -> ErrorKind | None:
+    """Pillow's own types (not identified, decompression bomb): the image is bad. Its plain
+    OSErrors are mapped to ImageRejected by encoder.preprocess."""
+    return "deterministic" if type(exc).__module__.startswith("PIL.") else None
 
 
 _RULES: tuple[Callable[[Exception], ErrorKind | None], ...] = (
@@ -195,6 +219,7 @@ _RULES: tuple[Callable[[Exception], ErrorKind | None], ...] = (
     _kafka,
     _milvus,
     _http,
+    _pillow,
 )
 
 

@@ -40,6 +40,7 @@ from streams.pipeline import (
     parse_records,
 )
 from streams.pipelining import StagedPipeline, SwapGate
+from streams.ports import BatchEmbedder
 from streams.retry import retry_blocking
 
 log = structlog.get_logger(__name__)
@@ -132,7 +133,7 @@ class NewPinHandler:
         jobs = await self._fetch_all(accepted, prepared)
         await self.gate.enter()
         try:
-            encoders = {v: self.models.service(v) for v in self.models.targets()}
+            encoders = {v: _batch_embedder(self.models.service(v)) for v in self.models.targets()}
             prepared.encoded = await self.path.encode(jobs, encoders)
         except BaseException:
             await self.gate.leave()
@@ -211,3 +212,10 @@ class NewPinHandler:
                 model_versions=versions,
                 latency_ms=round(latency_ms, 1),
             )
+
+
+def _batch_embedder(service: object) -> BatchEmbedder:
+    """The loaded encoders are EncoderServices; the path needs their whole-batch interface."""
+    if not isinstance(service, BatchEmbedder):
+        raise TypeError(f"{type(service).__name__} cannot encode pre-decoded batches")
+    return service

@@ -8,19 +8,22 @@ write plan, the retry policy and the dual-write rule during a model transition.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
+from streams.errors import DeterministicError
 from streams.events import (
     DeadLetter,
     DeadLetterStage,
     Event,
     ModelUpdate,
     Repin,
+    utc_now,
 )
 
 E = TypeVar("E", bound=Event)
@@ -47,11 +50,25 @@ class Accepted(Generic[E]):
     event: E
 
 
+#: A dead letter keeps at most this many bytes of the original record (plus its length and
+#: sha256). Escaping can grow undecodable bytes ~6x in JSON, so a letter stays far below
+#: Kafka's default 1 MB producer limit whatever the record was.
+MAX_DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
+#: A dead letter's `detail` is a short human hint, never a second payload.
+MAX_DEAD_LETTER_DETAIL_CHARS = 2_000
+#: Event times outside [EARLIEST_EVENT_TIME, now + MAX_EVENT_TIME_AHEAD] are refused at parse
+#: time: they cannot be stored in every sink (Milvus keeps epoch milliseconds, conversions to
+#: UTC overflow near year 1 and 9999) and would make freshness meaningless.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME_AHEAD = timedelta(days=1)
+
+
 def payload_text(value: bytes | None) -> str:
-    """The original payload as text; undecodable bytes are escaped, never lost."""
+    """The original payload (its first MAX_DEAD_LETTER_PAYLOAD_BYTES) as text; undecodable
+    bytes are escaped, never lost."""
     if value is None:
         return ""
-    return value.decode("utf-8", errors="backslashreplace")
+    return value[:MAX_DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="backslashreplace")
 
 
 def dead_letter(
@@ -61,16 +78,42 @@ def dead_letter(
     detail: str = "",
     pin_id: str | None = None,
 ) -> DeadLetter:
+    """The dead letter of one record: where it came from, why, and its payload — capped, with
+    the original length and sha256 so the full record can be found and verified in the topic."""
+    value = record.value or b""
     return DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         stage=stage,
         reason=reason,
-        detail=detail[:2_000],
+        detail=detail[:MAX_DEAD_LETTER_DETAIL_CHARS],
         pin_id=pin_id,
         payload=payload_text(record.value),
+        payload_bytes=len(value),
+        payload_sha256=hashlib.sha256(value).hexdigest(),
+        payload_truncated=len(value) > MAX_DEAD_LETTER_PAYLOAD_BYTES,
     )
+
+
+def rejected(record: SourceRecord, why: DeterministicError, pin_id: str | None) -> DeadLetter:
+    """The dead letter of a record whose event failed deterministically (see streams.errors)."""
+    return dead_letter(record, why.stage, why.reason, why.detail, pin_id)
+
+
+def event_time_problem(event: Event, now: datetime) -> str | None:
+    """Why an event's timestamps are outside the sane window, or None if they are fine."""
+    latest = now + MAX_EVENT_TIME_AHEAD
+    for name, value in event:
+        if not isinstance(value, datetime):
+            continue
+        try:
+            moment = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return f"{name}: cannot be converted to UTC"
+        if not EARLIEST_EVENT_TIME <= moment <= latest:
+            return f"{name}: {moment.isoformat()} is outside [{EARLIEST_EVENT_TIME.date()}, now+1d]"
+    return None
 
 
 def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
@@ -91,9 +134,10 @@ def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
 
 
 def parse_records(
-    records: Iterable[SourceRecord], model: type[E]
+    records: Iterable[SourceRecord], model: type[E], now: datetime | None = None
 ) -> tuple[list[Accepted[E]], list[DeadLetter]]:
     """Validate each record on its own: a bad one becomes a dead letter, the others go on."""
+    now = now or utc_now()
     accepted: list[Accepted[E]] = []
     dead: list[DeadLetter] = []
     for record in records:
@@ -101,10 +145,17 @@ def parse_records(
             dead.append(dead_letter(record, "parse", "empty_value"))
             continue
         try:
-            accepted.append(Accepted(record, model.model_validate_json(record.value)))
+            event = model.model_validate_json(record.value)
         except ValidationError as exc:
             stage, reason = schema_error_reason(exc)
             dead.append(dead_letter(record, stage, reason, _short_errors(exc)))
+            continue
+        problem = event_time_problem(event, now)
+        if problem is not None:
+            pin_id = getattr(event, "pin_id", None)
+            dead.append(dead_letter(record, "schema", "timestamp_out_of_range", problem, pin_id))
+            continue
+        accepted.append(Accepted(record, event))
     return accepted, dead
 
 
@@ -136,10 +187,11 @@ class SaveWrite:
 
 
 def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
-    """One save per (pin, board) per batch; MERGE makes replays harmless."""
-    unique = latest_per_key(repins, key=lambda a: (a.event.pin_id, a.event.board_id))
+    """Every save of the batch, repeats included: the graph store coalesces them per edge
+    (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
+    would lose. MERGE makes replays harmless."""
     return [
-        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in unique
+        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
     ]
 
 

@@ -41,7 +41,7 @@ async def retry_transient(
     """Await `attempt()` until it succeeds; retry only transient errors, raise the rest.
 
     `sink` names the dependency (milvus, neo4j, kafka, registry) for the
-    `pinclip_write_retries_total` metric and the `store_write_failed_retrying` log line;
+    `pinclip_write_retries_total` metric and the `transient_error_retrying` log line;
     `context` (pin_id, version, rows ...) goes into that log line. Cancellation is never
     swallowed: a cancelled wait propagates like any BaseException.
     """
@@ -56,7 +56,7 @@ async def retry_transient(
             delay = policy.delay(failures, random.random())
             WRITE_RETRIES.labels(sink).inc()
             log.warning(
-                "store_write_failed_retrying",
+                "transient_error_retrying",
                 sink=sink,
                 attempt=failures,
                 retry_in_s=round(delay, 3),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -25,19 +26,26 @@ from streams.config import WorkerConfig
 from streams.content import ContentFetcher, ContentStore
 from streams.decode import Decoder
 from streams.embedwrite import EmbedWritePath
-from streams.errors import classify
+from streams.errors import as_deterministic, classify
 from streams.events import ModelUpdate, Repin
-from streams.models import ModelSet, manifest_dim, registry_versions, version_uri
+from streams.models import (
+    ModelSet,
+    check_start_version,
+    manifest_dim,
+    registry_versions,
+    version_uri,
+)
 from streams.new_pins import BatchOutcome, NewPinHandler, Submission
 from streams.pipeline import (
     RetryPolicy,
     SourceRecord,
-    dead_letter,
     parse_records,
     plan_repin_writes,
+    rejected,
 )
 from streams.pipelining import StagedPipeline, SwapGate
-from streams.ports import StoreFactory
+from streams.ports import GraphSink, StoreFactory, VectorSink
+from streams.retry import retry_blocking, retry_transient
 
 log = structlog.get_logger(__name__)
 
@@ -52,23 +60,24 @@ class PinWorker:
         config: WorkerConfig,
         *,
         factory: StoreFactory | None = None,
-        vector_store: Any = None,
-        graph_store: Any = None,
-        encoder_loader: Any = None,
+        vector_store: VectorSink | None = None,
+        graph_store: GraphSink | None = None,
+        encoder_loader: Callable[[Path], Any] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
         self.factory = factory
         self._vector_store = vector_store
         self._graph_store = graph_store
-        if encoder_loader is None and factory is None:
-            raise ValueError("PinWorker needs a store factory or an encoder loader")
+        if encoder_loader is None:
+            encoder_loader = factory.encoder_service if factory is not None else _no_loader
         self.models = ModelSet(
-            encoder_loader or factory.encoder_service,  # type: ignore[union-attr]
+            encoder_loader,
             config.state_dir / "model-cache",
+            config.registry_url,
         )
         self.retry = retry or RetryPolicy()
-        self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
+        self.fetcher = ContentFetcher(config.fetch.with_roots(config.content_root))
         self.content = ContentStore(config.content_root)
         self.started = asyncio.Event()  # stores connected, start version loaded
         self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
@@ -85,33 +94,17 @@ class PinWorker:
         `ready=False` leaves the pin handlers closed until the caller has replayed
         model.updates (the app does), so no pin is written before a pending candidate is loaded.
         """
-        attempt = 0
-        while True:
-            try:
-                await self._start_once()
-                if ready:
-                    self.ready.set()
-                return
-            except Exception as exc:
-                if classify(exc) != "transient":
-                    raise  # a configuration problem (or a bug), not an outage
-                attempt += 1
-                delay = self.retry.delay(attempt)
-                log.warning(
-                    "worker_start_retrying",
-                    attempt=attempt,
-                    retry_in_s=delay,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
+        await retry_transient(self._start_once, sink="startup", policy=self.retry)
+        if ready:
+            self.ready.set()
 
     async def _start_once(self) -> None:
         cfg = self.config
         versions = await asyncio.to_thread(registry_versions, cfg.registry_url)
-        if cfg.model_version is None and not versions:
-            raise RuntimeError(f"no model version v<N> with manifest.json in {cfg.registry_url!r}")
+        check_start_version(cfg.registry_url, versions, cfg.model_version)
         probe = cfg.model_version or versions[-1]
-        dim = manifest_dim(version_uri(cfg.registry_url, probe))
+        dim = await asyncio.to_thread(manifest_dim, version_uri(cfg.registry_url, probe))
+        self.models.dim = dim
         if self._vector_store is None or self._graph_store is None:
             if self.factory is None:
                 raise ValueError("PinWorker needs a store factory or both stores")
@@ -123,7 +116,7 @@ class PinWorker:
         # backfill is still running; model.updates (replayed at start) brings it in as `next`.
         version = cfg.model_version or live or versions[-1]
         if self.models.state.live != version:
-            await self.models.start(version, version_uri(cfg.registry_url, version))
+            await self.models.start(version)
         await asyncio.to_thread(self._vector_store.ensure_version, version)
         if live is None:  # a fresh system: an empty collection is complete, make it live
             await asyncio.to_thread(self._vector_store.switch_alias, version)
@@ -157,11 +150,13 @@ class PinWorker:
                 await asyncio.to_thread(store.close)
 
     @property
-    def vector_store(self) -> Any:
+    def vector_store(self) -> VectorSink:
+        assert self._vector_store is not None, "PinWorker.start() first"
         return self._vector_store
 
     @property
-    def graph_store(self) -> Any:
+    def graph_store(self) -> GraphSink:
+        assert self._graph_store is not None, "PinWorker.start() first"
         return self._graph_store
 
     # --- new pins ----------------------------------------------------------------------------
@@ -209,37 +204,51 @@ class PinWorker:
         for item in accepted:  # every record of a refused pin's saves in this batch
             why = refused.get(item.event.pin_id)
             if why is not None:
-                dead.append(
-                    dead_letter(item.record, why.stage, why.reason, why.detail, item.event.pin_id)
-                )
+                dead.append(rejected(item.record, why, item.event.pin_id))
         outcome = BatchOutcome(dead=dead)
         self._count_outcome(outcome)
         return outcome
 
     async def handle_model_update(self, record: SourceRecord) -> BatchOutcome:
-        """Apply one ModelUpdate between batches; a bad or unloadable update is dead-lettered."""
+        """Apply one ModelUpdate between batches, atomically: a registry or Milvus outage is
+        retried (the update waits, nothing changes meanwhile); an untrusted or mismatching
+        update is dead-lettered and the served versions stay as they were."""
         await self.started.wait()
         metrics.EVENTS_IN.labels("model_update").inc()
         accepted, dead = parse_records([record], ModelUpdate)
         outcome = BatchOutcome(dead=dead)
         for item in accepted:
-            update = item.event
             try:
-                async with self._swap_lock:
-                    plan = await self.models.apply(update)
-                    if plan.load is not None and plan.state.next == plan.load:
-                        await asyncio.to_thread(self._vector_store.ensure_version, plan.load)
+                await self._apply_model_update(item.event)
             except Exception as exc:
-                log.exception("model_update_failed", version=update.version, stage=update.stage)
-                outcome.dead.append(
-                    dead_letter(record, "model", type(exc).__name__, str(exc), None)
-                )
-                continue
-            state = self.models.state
-            metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
-            metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
+                if classify(exc) != "deterministic":
+                    raise
+                outcome.dead.append(rejected(record, as_deterministic(exc, "model"), None))
         self._count_outcome(outcome)
         return outcome
+
+    async def _apply_model_update(self, update: ModelUpdate) -> None:
+        context = {"version": update.version, "stage": update.stage}
+        prepared = await retry_transient(
+            lambda: self.models.prepare(update), sink="registry", policy=self.retry, **context
+        )
+        target = prepared.plan.load
+        try:
+            if target is not None:  # the collection exists before any pin is routed to it
+                await retry_blocking(
+                    lambda: self.vector_store.ensure_version(target),
+                    sink="milvus",
+                    policy=self.retry,
+                    **context,
+                )
+        except BaseException:
+            await self.models.discard(prepared)
+            raise
+        async with self._swap_lock:  # between batches: a batch sees one set of versions
+            await self.models.commit(prepared)
+        state = self.models.state
+        metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
+        metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
 
     def _count_outcome(self, outcome: BatchOutcome) -> None:
         metrics.EVENTS_OUT.labels("pin_embedded").inc(len(outcome.embedded))
@@ -263,3 +272,7 @@ def _save(save: Any) -> Any:
     from graph_store import Save
 
     return Save(save.pin_id, save.board_id, save.user_id, save.ts)
+
+
+def _no_loader(directory: Path) -> Any:
+    raise ValueError("PinWorker needs a store factory or an encoder loader to load a model")
