@@ -227,7 +227,7 @@ async def _backfill(
     encoder: BatchEmbedder | None,
 ) -> BackfillReport:
     from pinclip.factory import Factory, StoreConfig
-    from streams.content import ContentFetcher, FetchPolicy
+    from streams.content import ContentFetcher, FetchPolicy, content_root
 
     if encoder is None:
         factory = Factory(StoreConfig(onnx_provider=provider))
@@ -241,8 +241,8 @@ async def _backfill(
     resumed_from = state.last_pin_id
     path = EmbedWritePath(vectors, graph)
     pool = ThreadPoolExecutor(8, thread_name_prefix="backfill-load")
-    content = str((state_dir / "content").resolve())  # inline images: always readable
-    fetcher = ContentFetcher((fetch_policy or FetchPolicy()).with_roots(content))
+    # Inline images live in the content store under the state dir: always readable.
+    fetcher = ContentFetcher((fetch_policy or FetchPolicy()).with_roots(content_root(state_dir)))
     load: Callable[[str], Awaitable[bytes]] = fetcher.fetch_uri
     if load_image is not None:
         given, loop = load_image, asyncio.get_running_loop()

@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     api_recent_pins: int = Field(
         24, ge=1, le=500, description="Pins kept for the gallery's recently-embedded strip."
     )
+    api_live_version_ttl_s: float = Field(
+        1.0, ge=0, description="How long the API reuses the live version it read (0: every query)."
+    )
 
     # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
     milvus_prefix: str = Field(
