@@ -29,13 +29,14 @@ from streams.events import DeadLetter, PinEmbedded
 
 
 class WorkerProcess:
-    """`python -m streams.app CONFIG.json` as a child process (its own event loop and signals)."""
+    """A worker as a child process (its own event loop and signals): the application's entry
+    point, `python -m pinclip.worker CONFIG.json`, which builds the stores with its factory."""
 
     def __init__(
         self,
         config: WorkerConfig,
         log_path: Path | None = None,
-        command: Sequence[str] = (sys.executable, "-m", "streams.app"),
+        command: Sequence[str] = (sys.executable, "-m", "pinclip.worker"),
     ) -> None:
         """`command` + CONFIG.json is what runs (a test may run its own script instead)."""
         self.config = config

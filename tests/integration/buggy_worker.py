@@ -8,7 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from streams.app import configure_json_logs, run_worker
+from pinclip.factory import Factory
+from pinclip.worker import run
+from streams.app import configure_json_logs
 from streams.config import WorkerConfig
 from streams.pipeline import SourceRecord
 from streams.worker import BatchOutcome, PinWorker
@@ -24,4 +26,4 @@ class BuggyWorker(PinWorker):
 if __name__ == "__main__":
     config = WorkerConfig.from_json(Path(sys.argv[1]).read_text(encoding="utf-8"))
     configure_json_logs("INFO")
-    run_worker(config, worker=BuggyWorker(config))
+    run(config, worker=BuggyWorker(config, factory=Factory.from_worker_config(config)))
