@@ -44,6 +44,7 @@ def _pin_from_record(props: Mapping[str, Any]) -> PinNode:
         user_id=props.get("user_id"),
         is_ad=bool(props.get("is_ad", False)),
         pending=bool(props.get("pending", False)),
+        embedded_at=_as_datetime(props.get("embedded_at")),
     )
 
 
@@ -152,6 +153,18 @@ class GraphStore:
             )
         }
         return [found[p] for p in dict.fromkeys(pin_ids) if p in found]
+
+    def pins_with_boards(self, pin_ids: Sequence[str]) -> dict[str, tuple[PinNode, list[str]]]:
+        """Content and current boards (sorted) of each known pin, in one read: what a page of
+        query results needs. Unknown ids are left out."""
+        records = self._read("pins_with_boards", queries.PINS_WITH_BOARDS, ids=list(pin_ids))
+        return {
+            r["pin"]["pin_id"]: (_pin_from_record(r["pin"]), sorted(r["boards"])) for r in records
+        }
+
+    def ping(self) -> None:
+        """One round trip (readiness probes); raises like any read when Neo4j is away."""
+        self._read("ping", queries.PING)
 
     def board_ids(self, pin_ids: Sequence[str]) -> dict[str, list[str]]:
         """Boards of each pin, sorted; a pin without boards (or unknown) maps to []."""

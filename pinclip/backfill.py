@@ -122,10 +122,10 @@ def backfill(
     store under `state_dir` is always readable) unless `load_image` is given.
     """
     from encoder.runtime import OnnxEncoder
-    from streams.content import BlockingFetcher, FetchPolicy
+    from streams.content import BlockingFetcher, FetchPolicy, content_root
     from vector_store import PinVector
 
-    policy = (fetch_policy or FetchPolicy()).with_roots(str((state_dir / "content").resolve()))
+    policy = (fetch_policy or FetchPolicy()).with_roots(content_root(state_dir))
     load: Callable[[str], bytes] = load_image or BlockingFetcher(policy)
     encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=threads)
     if encoder.version != version:

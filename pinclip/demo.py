@@ -44,6 +44,7 @@ class DemoOptions:
     examples: int = 3
     keep_services: bool = False
     seed: int = 0
+    gallery: bool = True  # end by serving the API and gallery; False: terminal only (CI)
 
 
 def _step(text: str) -> None:
@@ -360,6 +361,10 @@ def run_demo(settings: Settings, opts: DemoOptions) -> None:
         )
         _step("5/5 similar pins for brand-new pins (content only, no edges at training time)")
         show_similar(config, data_dir, opts)
+        if opts.gallery:
+            from pinclip.api.serve import serve_gallery_until_interrupted
+
+            serve_gallery_until_interrupted(settings, config)
     finally:
         if not opts.keep_services:
             stop_services(started)

@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -40,8 +42,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams import metrics
 from streams.config import WorkerConfig
-from streams.errors import classify, short_detail
+from streams.errors import ConfigurationError, classify, short_detail
 from streams.events import DeadLetter, Event
+from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.retry import retry_transient
 from streams.worker import BatchOutcome, PinWorker
@@ -198,25 +201,38 @@ async def _deliver(topic: Any, key: str | None, event: Event) -> None:
         await retry_transient(lambda: _send(topic, key, bare.to_json_bytes()), sink="kafka")
 
 
-def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
-    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
+def run_worker(
+    config: WorkerConfig, loglevel: str = "WARNING", worker: PinWorker | None = None
+) -> None:
+    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop).
+    Exits 1 when an exception escapes an agent or a task (see the module docstring)."""
     from streams.topics import ensure_topics
 
+    try:
+        preflight(config)
+    except ConfigurationError as exc:
+        print(f"pinclip worker: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
-    app = create_app(config)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    app = create_app(config, worker)
+    runner = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    runner.execute_from_commandline()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m streams.app CONFIG.json`: a worker from an explicit config file (tests, bench,
-    demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
-    import sys
-    from pathlib import Path
+def preflight(config: WorkerConfig) -> None:
+    """Configuration errors found before Faust starts, so they fail in one line at once. Only
+    what needs no store: an unreachable registry is left to start-up, which waits it out."""
+    try:
+        versions = registry_versions(config.registry_url)
+    except Exception as exc:
+        if classify(exc) == "fatal":
+            raise ConfigurationError(f"registry {config.registry_url!r}: {exc}") from exc
+        return
+    check_start_version(config.registry_url, versions, config.model_version)
 
-    args = sys.argv[1:] if argv is None else argv
-    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
-    level = args[1] if len(args) > 1 else "INFO"
+
+def configure_json_logs(level: str) -> None:
+    """structlog as JSON lines (a worker subprocess's log file is read by tests and tools)."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -226,6 +242,14 @@ def main(argv: list[str] | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m streams.app CONFIG.json [LEVEL]`: a worker from an explicit config file
+    (tests, bench, demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
+    args = sys.argv[1:] if argv is None else argv
+    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
+    configure_json_logs(args[1] if len(args) > 1 else "INFO")
     run_worker(config, loglevel="WARNING")
 
 

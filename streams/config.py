@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from streams.content.policy import FetchPolicy
+from streams.content.store import content_root
 
 SECRET_FIELDS = ("neo4j_password", "milvus_token")
 
@@ -72,7 +73,7 @@ class WorkerConfig:
 
     @property
     def content_root(self) -> str:
-        return str((self.state_dir / "content").resolve())
+        return content_root(self.state_dir)
 
     def to_json(self) -> str:
         """For starting a worker subprocess: `python -m streams.app CONFIG.json`. Holds the

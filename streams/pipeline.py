@@ -208,17 +208,6 @@ class EmbeddedPin:
     record: SourceRecord
 
 
-def split_failures(
-    items: Sequence[T], results: Sequence[Any], is_failure: Callable[[Any], bool]
-) -> tuple[list[tuple[T, Any]], list[tuple[T, Any]]]:
-    """Pair items with results and split into (ok, failed), keeping order."""
-    ok: list[tuple[T, Any]] = []
-    failed: list[tuple[T, Any]] = []
-    for item, result in zip(items, results, strict=True):
-        (failed if is_failure(result) else ok).append((item, result))
-    return ok, failed
-
-
 def combine_embeddings(
     ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
 ) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
@@ -318,10 +307,11 @@ def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
 
 
 def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
-    """One save per (pin, board) per batch; MERGE makes replays harmless."""
-    unique = latest_per_key(repins, key=lambda a: (a.event.pin_id, a.event.board_id))
+    """Every save of the batch, repeats included: the graph store coalesces them per edge
+    (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
+    would lose. MERGE makes replays harmless."""
     return [
-        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in unique
+        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
     ]
 
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -30,8 +30,15 @@ from streams.events import DeadLetter, PinEmbedded
 class WorkerProcess:
     """`python -m streams.app CONFIG.json` as a child process (its own event loop and signals)."""
 
-    def __init__(self, config: WorkerConfig, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        log_path: Path | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "streams.app"),
+    ) -> None:
+        """`command` + CONFIG.json is what runs (a test may run its own script instead)."""
         self.config = config
+        self.command = tuple(command)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = config.state_dir / f"worker-{config.consumer_group}.json"
         self.log_path = log_path or config.state_dir / f"worker-{config.consumer_group}.log"
@@ -43,7 +50,7 @@ class WorkerProcess:
         write_private(self.config_path, self.config.to_json())
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.app", str(self.config_path)],
+            [*self.command, str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

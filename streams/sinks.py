@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from streams.errors import DeterministicError
@@ -54,7 +55,8 @@ class StoreWriter:
         async def upsert(pins: list[Any]) -> None:
             await self._retry("neo4j", lambda: self.graph.upsert_pins(pins), pins=len(pins))
 
-        pins = [PinNode(**_fields(n)) for n in nodes]
+        written_at = datetime.now(UTC)  # kept as the pin's embedded_at on its first write
+        pins = [PinNode(**_fields(n), embedded_at=written_at) for n in nodes]
         by_id = {n.pin_id: n for n in nodes}
         refused: list[tuple[PinNodeWrite | SaveWrite, DeterministicError]] = []
         if pins:

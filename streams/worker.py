@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from streams.pipeline import (
     plan_repin_writes,
     rejected,
 )
+from streams.ports import Embedder, Embedding, GraphSink, VectorSink
 from streams.retry import retry_blocking, retry_transient
 from streams.sinks import StoreWriter
 
@@ -56,8 +57,8 @@ class BatchOutcome:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
-def _load_encoder(config: WorkerConfig) -> Any:
-    def load(directory: Path) -> Any:
+def _load_encoder(config: WorkerConfig) -> Callable[[Path], Embedder]:
+    def load(directory: Path) -> Embedder:
         from encoder.service import EncoderService
 
         return EncoderService.load(
@@ -77,9 +78,9 @@ class PinWorker:
         self,
         config: WorkerConfig,
         *,
-        vector_store: Any = None,
-        graph_store: Any = None,
-        encoder_loader: Any = None,
+        vector_store: VectorSink | None = None,
+        graph_store: GraphSink | None = None,
+        encoder_loader: Callable[[Path], Embedder] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
@@ -161,11 +162,13 @@ class PinWorker:
                 await asyncio.to_thread(store.close)
 
     @property
-    def vector_store(self) -> Any:
+    def vector_store(self) -> VectorSink:
+        assert self._vector_store is not None, "PinWorker.start() first"
         return self._vector_store
 
     @property
-    def graph_store(self) -> Any:
+    def graph_store(self) -> GraphSink:
+        assert self._graph_store is not None, "PinWorker.start() first"
         return self._graph_store
 
     # --- new pins ----------------------------------------------------------------------------
@@ -206,7 +209,7 @@ class PinWorker:
                 raise
             return as_deterministic(exc, "fetch")
 
-    async def _embed(self, version: int, content: Any) -> Any:
+    async def _embed(self, version: int, content: Any) -> Embedding | Exception:
         """One pin on one version: an overloaded or swapping encoder is retried; a rejected
         image or bad content is returned (dead-lettered by the caller); a bug propagates."""
         try:
@@ -221,7 +224,9 @@ class PinWorker:
                 raise
             return exc
 
-    async def _embed_and_write(self, ready: list[ReadyPin], dead: list[DeadLetter]) -> list[Any]:
+    async def _embed_and_write(
+        self, ready: list[ReadyPin], dead: list[DeadLetter]
+    ) -> list[PinEmbedded]:
         from encoder.service import PinContent
 
         contents = [

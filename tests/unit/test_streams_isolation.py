@@ -240,3 +240,26 @@ def test_secrets_stay_out_of_repr_and_the_state_file_is_private(tmp_path: Path) 
     finally:
         process.kill()
     assert not process.config_path.exists()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on `port` (Linux /proc/net/tcp: hex, little-endian)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(address))))
+    return found
+
+
+def test_metrics_bind_the_loopback_address_by_default() -> None:
+    import socket
+
+    from streams.metrics import serve_metrics
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert serve_metrics(port)
+    assert listening_addresses(port) == {"127.0.0.1"}

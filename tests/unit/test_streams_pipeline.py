@@ -136,13 +136,22 @@ def test_plan_pin_writes_builds_node_first_save_and_one_row_per_version() -> Non
     assert isinstance(row.pin[0], float)
 
 
-def test_repin_plan_merges_duplicates_within_a_batch() -> None:
-    def repin(pin: str, board: str, minutes: int) -> Accepted[Repin]:
-        event = Repin(pin_id=pin, board_id=board, user_id="u", ts=NOW + timedelta(minutes=minutes))
+def test_repin_plan_keeps_every_saver_of_an_edge_within_a_batch() -> None:
+    """Regression: the plan kept one save per (pin, board) per batch, so a second user saving
+    the same pin to the same board in the same batch was never counted (found by the fault
+    tests' exact saver check)."""
+
+    def repin(pin: str, board: str, user: str, minutes: int) -> Accepted[Repin]:
+        event = Repin(pin_id=pin, board_id=board, user_id=user, ts=NOW + timedelta(minutes=minutes))
         return Accepted(record(b"{}"), event)
 
-    saves = plan_repin_writes([repin("p", "b", 0), repin("q", "b", 1), repin("p", "b", 2)])
-    assert [(s.pin_id, s.board_id, s.ts.minute) for s in saves] == [("q", "b", 1), ("p", "b", 2)]
+    batch = [repin("p", "b", "u1", 0), repin("q", "b", "u1", 1), repin("p", "b", "u2", 2)]
+    saves = plan_repin_writes(batch)
+    assert [(s.pin_id, s.board_id, s.user_id, s.ts.minute) for s in saves] == [
+        ("p", "b", "u1", 0),
+        ("q", "b", "u1", 1),
+        ("p", "b", "u2", 2),
+    ]
 
 
 def test_pin_embedded_event_reports_latency() -> None:
