@@ -83,12 +83,12 @@ def worker(
 
     Example: pinclip worker > var/worker.log 2>&1 &
     """
-    from streams.app import run_worker
+    from pinclip.worker import run
     from streams.config import WorkerConfig
 
     settings = get_settings()
     overrides = {} if metrics_port is None else {"metrics_port": metrics_port or None}
-    run_worker(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
+    run(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
 
 
 @app.command()

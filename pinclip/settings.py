@@ -145,13 +145,34 @@ class Settings(BaseSettings):
     api_recent_pins: int = Field(
         24, ge=1, le=500, description="Pins kept for the gallery's recently-embedded strip."
     )
-
-    # --- operator output, shared deployments (readme) ---------------------------------------------
-    milvus_collection_prefix: str = Field(
-        "pins_v",
-        description="Milvus collection of version N: <prefix><N>. Deployments sharing one Milvus "
-        "use different prefixes (and aliases).",
+    api_live_version_ttl_s: float = Field(
+        1.0, ge=0, description="How long the API reuses the live version it read (0: every query)."
     )
+
+    # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
+    milvus_prefix: str = Field(
+        "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
+    )
+    batch_max: int = Field(
+        64, description="Most pins per embed-and-write batch (batches grow to it under load)."
+    )
+    decode_workers: int = Field(0, description="Image decode pool size (0: one per core).")
+    decode_processes: bool = Field(
+        False, description="Decode images in processes instead of threads of the worker."
+    )
+    onnx_threads: int = Field(
+        1,
+        description="onnxruntime threads per encoder batch (0: one per core). One core per batch "
+        "was the most CPU-efficient on CPU (docs/BENCHMARKS.md); scale out with workers.",
+    )
+    topic_partitions: int = Field(
+        4, description="Partitions of the pin topics when the worker creates them (max workers)."
+    )
+    topic_replication: int = Field(
+        1, description="Replication factor of the topics the worker creates (3 on a cluster)."
+    )
+
+    # --- operator output (readme) -----------------------------------------------------------------
     progress_interval_s: float = Field(
         10.0, description="Seconds between the worker's `worker_progress` log lines (0: none)."
     )

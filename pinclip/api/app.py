@@ -67,7 +67,7 @@ def create_api(deps: ApiDeps, config: ApiConfig | None = None) -> FastAPI:
     api.state.config = config
     api.state.metrics = metrics
     api.state.queries = queries
-    _install_error_handlers(api)
+    _install_error_handlers(api, queries)
     api.include_router(build_router(config, queries, metrics))
     _add_operations(api, deps, metrics)
     _add_gallery(api)
@@ -120,7 +120,7 @@ def _store_problems() -> dict[type[Exception], tuple[str, dict[str, str]]]:
     }
 
 
-def _install_error_handlers(api: FastAPI) -> None:
+def _install_error_handlers(api: FastAPI, queries: QueryService) -> None:
     @api.exception_handler(ApiProblem)
     async def on_problem(request: Request, exc: ApiProblem) -> JSONResponse:
         return problem_response(
@@ -152,7 +152,7 @@ def _install_error_handlers(api: FastAPI) -> None:
         return response
 
     for exc_type, (slug, headers) in _store_problems().items():
-        api.add_exception_handler(exc_type, _store_handler(slug, headers))
+        api.add_exception_handler(exc_type, _store_handler(slug, headers, queries))
 
     @api.exception_handler(Exception)
     async def on_bug(request: Request, exc: Exception) -> JSONResponse:
@@ -163,9 +163,11 @@ def _install_error_handlers(api: FastAPI) -> None:
 
 
 def _store_handler(
-    slug: str, headers: dict[str, str]
+    slug: str, headers: dict[str, str], queries: QueryService
 ) -> Callable[[Request, Exception], Awaitable[Response]]:
     async def handle(request: Request, exc: Exception) -> Response:
+        if slug == "no-live-version":
+            queries.forget_live_version()
         log.warning("api_dependency_error", problem=slug, error=f"{type(exc).__name__}: {exc}")
         extensions = {"reason": str(getattr(exc, "reason", ""))} if slug == "image-rejected" else {}
         # Store messages can name internal hosts and collections: only our own texts go out.

@@ -26,6 +26,9 @@ class ApiConfig:
     image_max_age_s: int = 86_400
     mutable_image_max_age_s: int = 300
     preload_model: bool = True
+    # The alias is re-read at most this often (two Milvus round trips on the server); a query
+    # still uses one version throughout, and the previous one lives on for the swap's grace period.
+    live_version_ttl_s: float = 1.0
 
     @property
     def auth_enabled(self) -> bool:
@@ -47,5 +50,6 @@ class ApiConfig:
                 o.strip() for o in settings.api_cors_origins.split(",") if o.strip()
             ),
             "recent_pins": settings.api_recent_pins,
+            "live_version_ttl_s": settings.api_live_version_ttl_s,
         }
         return cls(**{**values, **overrides})

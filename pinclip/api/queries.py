@@ -12,6 +12,7 @@ measurement that chose Neo4j over extra Milvus fields is in docs/BENCHMARKS.md (
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -48,15 +49,25 @@ class QueryService:
         self.deps = deps
         self.config = config
         self.metrics = metrics
+        self._live: tuple[int | None, float] = (None, 0.0)
 
     # --- versions and encoders -------------------------------------------------------------
 
     async def live_version(self) -> int:
+        """The version this query uses throughout (re-read at most every live_version_ttl_s)."""
+        cached, read_at = self._live
+        if cached is not None and time.monotonic() - read_at < self.config.live_version_ttl_s:
+            return cached
         version = await call_store(self.deps.vectors.live_version)
         if version is None:
             raise ApiProblem("no-live-version", "no model version is live yet (no alias)")
+        self._live = (int(version), time.monotonic())
         self.metrics.live_version.set(version)
         return int(version)
+
+    def forget_live_version(self) -> None:
+        """After a query found its version gone (dropped after a swap): read the alias again."""
+        self._live = (None, 0.0)
 
     async def _embed(self, kind: str, version: int, payload: Any) -> Any:
         from pinclip.api.encoders import ModelUnavailable

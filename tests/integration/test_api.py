@@ -229,7 +229,8 @@ async def test_a_query_keeps_its_version_when_the_alias_moves_mid_query(world: W
     from pinclip.api import VersionedEncoders
 
     inner = VersionedEncoders(str(world.registry), world.registry / "cache", "cpu")
-    api = world.api(ApiConfig(preload_model=False), encoders=SwitchingEncoders(inner, world))
+    config = ApiConfig(preload_model=False, live_version_ttl_s=0)
+    api = world.api(config, encoders=SwitchingEncoders(inner, world))
     query = "blue square"
     try:
         async for client in open_client(api):

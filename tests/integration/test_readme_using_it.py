@@ -11,7 +11,7 @@ the shared services at the same time:
   `pinclip services down` stops them;
 - Milvus: the shared server, which `services up` finds answering and uses
   (PINCLIP_SERVICES_MILVUS_PORT); this run's collections and alias get their own names
-  (PINCLIP_MILVUS_COLLECTION_PREFIX, PINCLIP_MILVUS_ALIAS) and are dropped afterwards;
+  (PINCLIP_MILVUS_PREFIX, PINCLIP_MILVUS_ALIAS) and are dropped afterwards;
 - the registry, state and data: `var/` under a fresh working directory;
 - the API and metrics ports: free ones (PINCLIP_API_PORT, PINCLIP_METRICS_PORT).
 """
@@ -100,7 +100,7 @@ def readme_env(tmp_path: Path, milvus_server_uri: str) -> Iterator[dict[str, str
         PINCLIP_SERVICES_NEO4J_BOLT_PORT=str(bolt),
         PINCLIP_SERVICES_MILVUS_PORT=str(server.port),
         PINCLIP_MILVUS_ALIAS=f"{tag}_pins",
-        PINCLIP_MILVUS_COLLECTION_PREFIX=f"{tag}_v",
+        PINCLIP_MILVUS_PREFIX=f"{tag}_v",
         PINCLIP_API_PORT=str(free_port()),
         PINCLIP_METRICS_PORT=str(free_port()),
     )
