@@ -30,7 +30,7 @@ def bootstrap(
     steps: int = typer.Option(300, help="Training steps of the first model."),
     seed: int = typer.Option(0, help="Seed of the generated dataset and of training."),
 ) -> None:
-    """Register model v1 (trained on a generated dataset, kept at <state>/seed) when the
+    """Register model v1 (trained on a generated dataset, kept at STATE_DIR/seed) when the
     registry is empty; do nothing when it already has a version."""
     from pinclip.registry import ModelRegistry
 
@@ -119,7 +119,7 @@ def wait_graph(
 
 @app.command("stream-sample")
 def stream_sample(
-    data: Path | None = typer.Option(None, help="Dataset directory (default: <state>/seed)."),
+    data: Path | None = typer.Option(None, help="Dataset directory (default: STATE_DIR/seed)."),
     pins: int = typer.Option(300, help="How many of its pins to produce (0: all)."),
     rate: float = typer.Option(50.0, help="Events per second."),
     api_url: str = typer.Option("http://127.0.0.1:8080", help="Where users reach the API."),

@@ -216,7 +216,7 @@ def publish_cmd(
     ),
     send: bool = typer.Option(True, help="Send the ModelUpdate to Kafka (model.updates)."),
 ) -> None:
-    """Register a trained model as registry version v<N> and announce it to the workers.
+    """Register a trained model as registry version vN and announce it to the workers.
 
     The version holds the ONNX encoder, its manifest, eval.json and the training configuration
     (which `pinclip retrain` starts from). Registering the same run twice is refused.
@@ -295,11 +295,11 @@ def backfill_cmd(
         typer.Option(
             min=1,
             help="The candidate just published (`pinclip publish` printed its number): fill "
-            "pins_v<N> with it.",
+            "pins_vN with it.",
         ),
     ],
     batch_size: int = typer.Option(64, min=1, help="Pins embedded per batch."),
-    switch: bool = typer.Option(True, help="Move the alias to v<N> once the fill is verified."),
+    switch: bool = typer.Option(True, help="Move the alias to vN once the fill is verified."),
     announce: bool = typer.Option(True, help="Send ModelUpdate stage=promoted after the switch."),
     worker_timeout: float = typer.Option(
         120.0,
@@ -309,7 +309,7 @@ def backfill_cmd(
     ),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
 ) -> None:
-    """Re-embed every pin with version N into pins_v<N>, resumably; then switch the alias.
+    """Re-embed every pin with version N into pins_vN, resumably; then switch the alias.
 
     N is the candidate you just published. Workers must have loaded it first, so that pins
     created during the backfill are written to both versions: the backfill waits until a

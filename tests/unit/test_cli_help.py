@@ -53,3 +53,16 @@ def test_the_main_commands_show_an_example() -> None:
     commands = all_commands(root())
     lacking = [name for name in MAIN_COMMANDS if "Example:" not in (commands[name].help or "")]
     assert lacking == []
+
+
+def test_no_help_text_loses_words_to_markdown() -> None:
+    """Help is rendered as Markdown: a bare `<N>` would be taken for an HTML tag and vanish."""
+    import re
+
+    eaten = []
+    for name, command in all_commands(root()).items():
+        texts = [command.help or ""] + [getattr(p, "help", "") or "" for p in command.params]
+        for text in texts:
+            outside_code = re.sub(r"`[^`]*`", "", text)
+            eaten += [f"{name}: {tag}" for tag in re.findall(r"<[A-Za-z_][\w-]*>", outside_code)]
+    assert eaten == []
