@@ -100,8 +100,9 @@ def retrain_template(
 def wait_for_candidate(
     vectors: Any, version: int, timeout_s: float, sleep: Callable[[float], None] = time.sleep
 ) -> bool:
-    """True once a worker loaded `version` (it creates the version's collection when it loads a
-    candidate, then writes new pins there too); False after `timeout_s`."""
+    """True once a worker has taken `version` up: it creates the version's collection as it
+    loads the candidate, and writes new pins to both versions from its next batch on (the
+    swap waits for the batch in flight). False after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while version not in vectors.versions():
         if time.monotonic() >= deadline:
