@@ -40,6 +40,7 @@ class WorkerConfig:
     topics: Topics = field(default_factory=Topics)
     consumer_group: str = "pinclip-worker"
     topic_partitions: int = 4
+    session_timeout_s: float = 60.0  # a crashed worker's partitions move after this long
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -108,6 +109,7 @@ class WorkerConfig:
                 settings.topic_dlq,
             ),
             "consumer_group": settings.consumer_group,
+            "session_timeout_s": settings.kafka_session_timeout_s,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password,
