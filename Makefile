@@ -7,6 +7,8 @@ BIN := $(VENV)/bin
 ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP := $(VENV)/.installed-$(ORT_EXTRA)
 PYTEST_ARGS ?=
+# `make demo DEMO_ARGS=--no-gallery` ends in the terminal instead of serving the gallery (CI).
+DEMO_ARGS ?=
 
 .PHONY: venv demo test test-compose test-integration lint bench services-up services-down services-status clean
 
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/pinclip demo
+	$(BIN)/pinclip demo $(DEMO_ARGS)
 
 # Starts the real services, runs every test, and stops the services even when tests fail.
 # Services that were already running before `make test` are left running (a developer's own).

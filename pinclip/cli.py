@@ -42,11 +42,20 @@ def demo(
     train_steps: int = typer.Option(300, help="Training steps for the demo model (first run)."),
     rate: float = typer.Option(100.0, help="Events produced per second."),
     keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),
+    gallery: bool = typer.Option(
+        True, help="End by serving the gallery and API until Ctrl-C (--no-gallery: terminal only)."
+    ),
 ) -> None:
     """Local end-to-end run: services, dataset, model, stream, similar pins for new pins."""
     from pinclip.demo import DemoOptions, run_demo
 
-    opts = DemoOptions(pins=pins, train_steps=train_steps, rate=rate, keep_services=keep_services)
+    opts = DemoOptions(
+        pins=pins,
+        train_steps=train_steps,
+        rate=rate,
+        keep_services=keep_services,
+        gallery=gallery,
+    )
     run_demo(get_settings(), opts)
 
 

@@ -34,6 +34,7 @@ import structlog
 from streams.errors import ConfigurationError, DeterministicError
 from streams.events import ModelUpdate
 from streams.pipeline import ModelPlan, ModelVersions, plan_model_update
+from streams.ports import Embedder
 
 log = structlog.get_logger(__name__)
 _VERSION_DIR = re.compile(r"^v(\d+)$")
@@ -195,7 +196,7 @@ def local_model_dir(model_uri: str, cache_dir: Path, sha256: str | None = None) 
 # --- the served versions ------------------------------------------------------------------
 
 
-Loader = Callable[[Path], Any]
+Loader = Callable[[Path], Any]  # returns an Embedder (or an awaitable of one)
 
 
 @dataclass
@@ -204,7 +205,7 @@ class PreparedUpdate:
 
     update: ModelUpdate
     plan: ModelPlan
-    service: Any = None  # the loaded encoder of `plan.load`, if any
+    service: Embedder | None = None  # the loaded encoder of `plan.load`, if any
 
 
 class ModelSet:
@@ -216,11 +217,11 @@ class ModelSet:
         self.registry_url = registry_url  # the only place models are loaded from
         self.dim: int | None = None  # set at start: the dimension of the collections
         self.state = ModelVersions()
-        self._services: dict[int, Any] = {}
+        self._services: dict[int, Embedder] = {}
         self._digests: dict[int, str] = {}
         self.on_change: list[Callable[[ModelVersions], Awaitable[None] | None]] = []
 
-    def service(self, version: int) -> Any:
+    def service(self, version: int) -> Embedder:
         return self._services[version]
 
     def targets(self) -> tuple[int, ...]:
@@ -259,6 +260,7 @@ class ModelSet:
             log.info("model_update_ignored", version=update.version, why=plan.ignored)
             return plan
         if plan.load is not None:
+            assert prepared.service is not None, "a plan that loads comes with its service"
             self._services[plan.load] = prepared.service
             self._digests[plan.load] = update.manifest_sha256
         self.state = plan.state
@@ -285,7 +287,7 @@ class ModelSet:
         """prepare + commit (for callers without a store to prepare in between)."""
         return await self.commit(await self.prepare(update))
 
-    async def _load(self, directory: Path) -> Any:
+    async def _load(self, directory: Path) -> Embedder:
         return await _maybe_await(await asyncio.to_thread(self._loader, directory))
 
     async def close(self) -> None:

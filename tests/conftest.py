@@ -122,6 +122,24 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
     return build
 
 
+def forget_stream_run(config: Any, tag: str) -> None:
+    """Teardown of a worker run on the shared services: the run's Neo4j nodes (ids starting
+    with `tag-`) and its Kafka topics (names starting with `tag`)."""
+    from kafka.admin import KafkaAdminClient
+
+    from graph_store import GraphStore
+
+    with GraphStore(
+        config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+    ) as gs:
+        gs.delete_by_prefix(f"{tag}-")
+    admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
+    try:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
+    finally:
+        admin.close()
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -8,7 +8,8 @@ Public API (worker, backfill and API all use it; see docs/streams.md "Fetching i
 - `load_image_bytes(uri, policy)` / `fetch_image_bytes(uri, policy)` — one-shot helpers.
 - `read_capped(chunks, max_bytes)` — the streamed byte cap, for other untrusted bodies.
 - `ContentError(reason)` — every failure; a `DeterministicError` with stage "fetch".
-- `ContentStore(root_url)` — content-addressed store for inline images.
+- `ContentStore(root_url)` — content-addressed store for inline images; `content_root(state_dir)`
+  is where it lives (always a file root).
 """
 
 from streams.content.fetcher import (
@@ -21,7 +22,7 @@ from streams.content.fetcher import (
 from streams.content.http import read_capped
 from streams.content.policy import FetchPolicy
 from streams.content.reasons import ContentError, ContentReason
-from streams.content.store import ContentStore
+from streams.content.store import ContentStore, content_root
 
 __all__ = [
     "BlockingFetcher",
@@ -30,6 +31,7 @@ __all__ = [
     "ContentReason",
     "ContentStore",
     "FetchPolicy",
+    "content_root",
     "fetch_image_bytes",
     "inline_image_bytes",
     "load_image_bytes",

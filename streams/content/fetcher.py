@@ -86,7 +86,7 @@ class ContentFetcher:
             except (TimeoutError, httpcore.TimeoutException):
                 raise ContentError("timeout") from None
             except AddressRefused as exc:
-                log.info("content_fetch_refused", cause=exc.kind)
+                log.info("content_fetch_refused", host=exc.host[:255], cause=exc.kind)
                 raise ContentError("forbidden") from None
             except _NETWORK_ERRORS as exc:
                 log.info("content_fetch_failed", cause=type(exc).__name__)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
@@ -53,6 +54,7 @@ class AddressRefused(Exception):
 
     def __init__(self, host: str, kind: str) -> None:
         super().__init__(f"{host}: {kind} address")
+        self.host = host
         self.kind = kind
 
 
@@ -125,9 +127,7 @@ class VettedBackend(httpcore.AsyncNetworkBackend):
 
 
 def _single(address: IPAddress) -> Network:
-    from ipaddress import ip_network
-
-    return ip_network(address)
+    return ipaddress.ip_network(address)
 
 
 def parse_http_url(uri: str) -> httpx.URL:

@@ -69,7 +69,12 @@ class FetchPolicy:
             raise ValueError("fetch max_bytes and deadline_s must be positive")
         if self.max_concurrency < 1 or self.threads < 1:
             raise ValueError("fetch max_concurrency and threads must be at least 1")
-        parse_networks(self.allow_networks)  # a bad CIDR fails at start-up, not per fetch
+        for spec in self.allow_networks:  # a bad CIDR fails at start-up, not per fetch
+            try:
+                parse_networks([spec])
+            except ValueError:
+                message = f"fetch allow_networks: {spec!r} is not an address or CIDR"
+                raise ValueError(message) from None
 
     @cached_property
     def networks(self) -> tuple[Network, ...]:

@@ -5,8 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from pathlib import Path
 
 import fsspec
+
+
+def content_root(state_dir: str | Path) -> str:
+    """Where a deployment's inline images live: `<state_dir>/content`, absolute. Always a
+    `file://` root of the fetch policy (worker, backfill and API read it the same way)."""
+    return str((Path(state_dir) / "content").resolve())
 
 
 class ContentStore:

@@ -172,10 +172,7 @@ def produced(stack: Stack) -> list[str]:
     from streams.producer import EventProducer
 
     wait_for(
-        "the API to serve a live model",
-        lambda: stack.api("/health")[1].get("live_version") is not None,
-        600,
-        stack,
+        "the API to be ready (live model loaded)", lambda: stack.api("/ready")[0] == 200, 600, stack
     )
     prefix = f"e2e{secrets.token_hex(3)}-"
     pins, repins = _inline_events(prefix)
@@ -261,8 +258,8 @@ def test_two_workers_share_the_partitions(stack: Stack, produced: list[str]) -> 
     try:
 
         def shared() -> bool:
-            (group,) = admin.describe_consumer_groups(["pinclip-worker"])
-            owned = [_created_partitions(m) for m in group.members]
+            group = admin.describe_groups(["pinclip-worker"])["pinclip-worker"]
+            owned = [_created_partitions(m) for m in group.get("members", [])]
             return len(owned) == WORKERS and all(owned) and not set.intersection(*owned)
 
         wait_for("both workers to own pins.created partitions", shared, 120, stack)
@@ -270,16 +267,16 @@ def test_two_workers_share_the_partitions(stack: Stack, produced: list[str]) -> 
         admin.close()
 
 
-def _created_partitions(member: Any) -> set[int]:
-    assignment = member.member_assignment
-    if assignment is None:
+def _created_partitions(member: dict[str, Any]) -> set[int]:
+    """Partitions of pins.created in a member's decoded assignment (kafka-python to_dict form)."""
+    assignment = member.get("member_assignment") or {}
+    if not isinstance(assignment, dict):
         return set()
-    return {
-        p
-        for topic, partitions in assignment.assignment
-        for p in partitions
-        if topic == "pins.created"
-    }
+    owned: set[int] = set()
+    for entry in assignment.get("assigned_partitions", []):
+        if entry.get("topic") == "pins.created":
+            owned.update(entry.get("partitions", []))
+    return owned
 
 
 def test_demo_profile_streams_pins_the_api_shows(stack: Stack) -> None:
@@ -306,10 +303,18 @@ def test_retrain_waits_for_a_graph_that_can_fill_a_batch(stack: Stack) -> None:
 
 
 def test_down_leaves_nothing_behind(stack: Stack) -> None:
+    """Containers, the network, named volumes and the anonymous volumes images declare."""
+    mounted = {
+        mount["Name"]
+        for container in stack.containers()
+        for mount in container.attrs.get("Mounts", [])
+        if mount.get("Type") == "volume" and mount.get("Name")
+    }
+    assert mounted, "expected the stack's containers to mount volumes"
     stack.run("--profile", "demo", "down", "-v", "--remove-orphans")
     label = f"com.docker.compose.project={stack.project}"
     assert stack.client.containers.list(all=True, filters={"label": label}) == []
     assert stack.client.networks.list(filters={"label": label}) == []
-    volumes = stack.client.volumes.list(filters={"label": label})
-    named = [v for v in stack.client.volumes.list() if v.name.startswith(stack.project)]
-    assert volumes == [] and named == []
+    assert stack.client.volumes.list(filters={"label": label}) == []
+    remaining = {v.name for v in stack.client.volumes.list()}
+    assert mounted & remaining == set(), f"volumes left behind: {mounted & remaining}"

@@ -1,4 +1,4 @@
-"""Fixtures for unit tests: the logging local image server (tests/unit/fetch_servers.py)."""
+"""Fixtures for unit tests: the logging local image server (tests/fetch_servers.py)."""
 
 from fetch_servers import image_server
 

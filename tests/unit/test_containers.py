@@ -141,7 +141,6 @@ def test_generated_passwords_are_safe_for_neo4j_admin() -> None:
 
 def test_image_overrides_apply_when_containers_are_forced() -> None:
     """`force_container` ignores the service variable, never the image override."""
-    started: list[str] = []
 
     class Refused(Exception):
         pass
@@ -154,7 +153,6 @@ def test_image_overrides_apply_when_containers_are_forced() -> None:
     with pytest.raises(Refused):
         fixtures.kafka_bootstrap(env, docker=never, force_container=True)
     assert fixtures.image(fixtures.KAFKA_IMAGE_VAR, env) == "local/kafka:x"
-    assert started == []
 
 
 class _FailingContainer:
@@ -175,3 +173,20 @@ def test_a_container_whose_start_fails_is_removed() -> None:
     with pytest.raises(TimeoutError):
         fixtures._from_container(container, lambda c: None)
     assert container.stopped
+
+
+def test_the_docker_context_is_where_testcontainers_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Colima, rootless Docker, a remote engine: `docker context use` is honoured without
+    DOCKER_HOST, and DOCKER_HOST still wins over it."""
+    from docker.context import Context
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    (tmp_path / "config.json").write_text('{"currentContext": "colima"}')  # first: it locates
+    Context("colima", host="unix:///tmp/colima-test.sock").save()  # the contexts directory
+    assert str(fixtures.docker_host()).endswith("unix:///tmp/colima-test.sock")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/explicit.sock")
+    assert fixtures.docker_host() == "unix:///tmp/explicit.sock"

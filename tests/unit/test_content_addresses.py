@@ -6,7 +6,7 @@ import ipaddress
 import socket
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.config import WorkerConfig
@@ -110,6 +110,10 @@ def test_names_are_not_literals(name: str) -> None:
     assert literal_address(name) is None
 
 
+DETERMINISTIC = settings(derandomize=True, database=None, deadline=None, max_examples=300)
+
+
+@DETERMINISTIC
 @given(st.text(alphabet="0123456789xXabcdefABCDEF.", min_size=1, max_size=20))
 def test_literal_parsing_agrees_with_the_c_resolver(host: str) -> None:
     """Any numeric spelling the resolver accepts is recognised as that same address (so it is
@@ -127,6 +131,7 @@ def test_literal_parsing_agrees_with_the_c_resolver(host: str) -> None:
         assert isinstance(literal, ipaddress.IPv4Address)
 
 
+@DETERMINISTIC
 @given(st.integers(min_value=0, max_value=2**32 - 1))
 def test_every_ipv4_address_in_decimal_hex_and_octal_is_the_same_address(value: int) -> None:
     expected = ipaddress.IPv4Address(value)

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 import trustme
 from fetch_servers import BODY, GZIPPED, ImageServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.content import (
     BlockingFetcher,
@@ -34,7 +36,9 @@ from streams.content.addresses import IPAddress
 from streams.content.reasons import DETAILS
 from streams.events import NewPin
 
-LOCAL = FetchPolicy(allow_networks=("127.0.0.1/32",), deadline_s=1.0, max_bytes=1_000)
+# Deadlines in these tests are generous for what must succeed (a loaded CI machine) and far
+# below what must time out (/slow?s=4, /trickle takes 10 s).
+LOCAL = FetchPolicy(allow_networks=("127.0.0.1/32",), deadline_s=2.0, max_bytes=1_000)
 Servers = Callable[..., ImageServer]
 
 
@@ -167,7 +171,7 @@ async def test_https_keeps_sni_and_certificate_checks_on_the_name(image_server: 
 async def test_allowed_hosts_are_exempt_but_metadata_never_is(image_server: Servers) -> None:
     server = image_server("127.0.0.1")
     dns = fake_dns({"dev.local": ["127.0.0.1"], "meta.local": ["169.254.169.254"]})
-    policy = FetchPolicy(allow_hosts=("dev.local", "meta.local"), deadline_s=1.0)
+    policy = FetchPolicy(allow_hosts=("dev.local", "meta.local"), deadline_s=2.0)
     async with ContentFetcher(policy, resolver=dns) as fetcher:
         assert await outcome(fetcher, f"http://dev.local:{server.port}/ok") == BODY
         assert await outcome(fetcher, "http://meta.local/latest/meta-data/") == "forbidden"
@@ -206,7 +210,7 @@ async def test_fetch_many_returns_bytes_or_reason_per_pin(
         "http_big": server.url("/big"),
         "http_chunked_big": server.url("/chunked-big"),
         "http_404": server.url("/missing"),
-        "http_slow": server.url("/slow"),
+        "http_slow": server.url("/slow?s=4"),
         "http_trickle": server.url("/trickle"),
         "refused": "http://127.0.0.1:9/x",
         "idna": "http://☃.com/x",
@@ -260,6 +264,29 @@ async def test_one_deadline_covers_dns_redirects_and_body(image_server: Servers)
 async def test_malformed_and_disallowed_uris_are_typed_errors(uri: str) -> None:
     async with ContentFetcher(FetchPolicy(deadline_s=1.0), resolver=fake_dns({})) as fetcher:
         assert await outcome(fetcher, uri) in ("unsupported_uri", "unreachable", "forbidden")
+
+
+URI_PARTS = st.tuples(
+    st.sampled_from(["http", "https", "HTTP", "file", "s3", "ftp", "", "javascript", "h\x00"]),
+    st.sampled_from(["://", ":", ":///", "//", "://user:pw@"]),
+    st.text(alphabet=st.characters(codec="utf-8"), max_size=30),
+    st.sampled_from(["", ":80", ":0", ":65536", ":-1", ":abc", ":99999999999"]),
+    st.text(max_size=30),
+)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=200)
+@given(st.one_of(st.text(max_size=80), URI_PARTS.map("".join)))
+def test_any_uri_string_is_bytes_or_a_content_error(uri: str) -> None:
+    """Whatever a producer puts in `image_uri`, the fetcher answers with a ContentError (never
+    another exception type that would escape the batch). No DNS: the resolver knows no name."""
+
+    async def run() -> None:
+        async with ContentFetcher(FetchPolicy(deadline_s=1.0), resolver=fake_dns({})) as fetcher:
+            result = await outcome(fetcher, uri)
+        assert result in ("unsupported_uri", "forbidden", "unreachable"), result
+
+    asyncio.run(run())
 
 
 # --- file:// roots -----------------------------------------------------------------------------
@@ -320,6 +347,7 @@ async def test_blocking_reads_do_not_use_the_default_executor(tmp_path: Path) ->
     finally:
         release.set()
         await blocked
+        busy.shutdown()
 
 
 # --- the synchronous entry point (backfill, API helpers) ---------------------------------------
@@ -330,7 +358,7 @@ def test_blocking_fetcher_is_the_same_path(tmp_path: Path, image_server: Servers
     (tmp_path / "a.png").write_bytes(b"img")
     policy = FetchPolicy(
         allow_networks=("127.0.0.2/32",), file_roots=(str(tmp_path),), max_bytes=1_000,
-        deadline_s=0.5,
+        deadline_s=1.5,
     )  # fmt: skip
     with BlockingFetcher(policy) as fetch:
         assert fetch((tmp_path / "a.png").as_uri()) == b"img"

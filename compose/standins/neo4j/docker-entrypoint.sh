@@ -58,4 +58,4 @@ else
 fi
 
 exec "${java_cmd[@]}" "-Xmx${heap}" org.neo4j.server.CommunityEntryPoint \
-  "--home-dir=${home}" "--config-dir=${home}/conf"
+  "--home-dir=${home}" "--config-dir=${home}/conf" --console-mode

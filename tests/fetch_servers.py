@@ -1,6 +1,6 @@
 """A real local HTTP(S) image server that keeps its own request log (fetch-policy tests).
 
-Used through the `image_server` fixture (tests/unit/conftest.py).
+Used through the `image_server` fixture (tests/unit/conftest.py) or `start_image_server`.
 """
 
 from __future__ import annotations
@@ -140,23 +140,35 @@ class _Server(ThreadingHTTPServer):
         super().__init__((host, 0), handler)
 
 
+def start_image_server(
+    host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+) -> tuple[ImageServer, Callable[[], None]]:
+    """A running server on a free port, and the function that stops it."""
+    log = ImageServer(host, 0, scheme="https" if tls else "http")
+    server = _Server(host, _handler(log))
+    if tls is not None:
+        tls.sni_callback = lambda sock, name, ctx: log.server_names.append(name)  # type: ignore[assignment,misc]
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    log.port = server.server_address[1]
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+
+    def stop() -> None:
+        server.shutdown()
+        server.server_close()
+
+    return log, stop
+
+
 @pytest.fixture
 def image_server() -> Iterator[Callable[..., ImageServer]]:
     """`image_server(host="127.0.0.1", tls=None)` starts a server; all stop after the test."""
-    servers: list[_Server] = []
+    stops: list[Callable[[], None]] = []
 
     def start(host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> ImageServer:
-        log = ImageServer(host, 0, scheme="https" if tls else "http")
-        server = _Server(host, _handler(log))
-        if tls is not None:
-            tls.sni_callback = lambda sock, name, ctx: log.server_names.append(name)  # type: ignore[assignment,misc]
-            server.socket = tls.wrap_socket(server.socket, server_side=True)
-        log.port = server.server_address[1]
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-        servers.append(server)
+        log, stop = start_image_server(host, tls)
+        stops.append(stop)
         return log
 
     yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    for stop in stops:
+        stop()
