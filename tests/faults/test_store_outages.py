@@ -30,6 +30,7 @@ PHASE_PINS, PHASE_REPINS = 200, 100  # per phase: enough for several batches per
 @pytest.mark.parametrize(
     ("store", "needs_repins"),
     [("neo4j", True), ("milvus", False)],  # repins touch Neo4j only
+    ids=["neo4j", "milvus"],
 )
 def test_store_down_at_startup_and_mid_stream_the_worker_waits_and_loses_nothing(
     fault_run: Callable[..., FaultRun],

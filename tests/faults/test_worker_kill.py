@@ -34,7 +34,7 @@ def test_kill_9_mid_stream_and_restart_stores_every_pin_and_save_exactly_once(
     embedded_before_crash = run.embedded_count()
     assert embedded_before_crash < N_PINS, "the crash must land mid-stream"
 
-    run.worker("w1-restarted")
+    run.worker()  # the same machine: same state dir, same group
     run.wait_produced()
     wait_for(lambda: run.embedded_all(run.produced.pin_ids), f"all {N_PINS} pins embedded")
     run.wait_until_graph_complete()
