@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         "loopback unless a trusted network must scrape it).",
     )
 
+    # --- fault tolerance (owner: fault; docs/RELIABILITY.md "Fault tests") ----------------------
+    kafka_session_timeout_s: float = Field(
+        60.0,
+        ge=6.0,  # the broker's group.min.session.timeout.ms
+        le=90.0,  # Faust: not above its broker_request_timeout
+        description="How long Kafka waits for a silent worker before moving its partitions to "
+        "the others: the failover time after a crash (6-90 s; heartbeats every 3 s).",
+    )
+
     # --- image fetch policy (owner: fetch; docs/streams.md "Fetching images") -------------------
     # Comma-separated lists. Secure by default: http(s) to public addresses only, no local files
     # except the worker's own content store, no other scheme.

@@ -96,6 +96,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move to the others after this long without heartbeats.
+        broker_session_timeout=config.session_timeout_s,
         # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
         # they are not acked, so the next worker replays them.
         stream_wait_empty=False,

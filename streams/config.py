@@ -42,6 +42,7 @@ class WorkerConfig:
     consumer_group: str = "pinclip-worker"
     topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
     topic_replication: int = 1  # replication factor of the topics the worker creates
+    session_timeout_s: float = 60.0  # a crashed worker's partitions move after this long
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -117,6 +118,7 @@ class WorkerConfig:
             "consumer_group": settings.consumer_group,
             "topic_partitions": settings.topic_partitions,
             "topic_replication": settings.topic_replication,
+            "session_timeout_s": settings.kafka_session_timeout_s,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password,
