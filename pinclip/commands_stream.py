@@ -39,12 +39,12 @@ def worker(
     metrics_port: int | None = typer.Option(None, help="Override PINCLIP_METRICS_PORT; 0: none."),
 ) -> None:
     """Run the streaming worker (Faust) until interrupted."""
-    from streams.app import run_worker
+    from pinclip.worker import run
     from streams.config import WorkerConfig
 
     settings = get_settings()
     overrides = {} if metrics_port is None else {"metrics_port": metrics_port or None}
-    run_worker(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
+    run(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
 
 
 @app.command()

@@ -18,26 +18,15 @@ app = typer.Typer(add_completion=False)
 
 
 def _graph(settings: Settings) -> Any:
-    from graph_store import GraphStore
+    from pinclip.factory import Factory
 
-    return GraphStore(
-        settings.neo4j_uri,
-        settings.neo4j_user,
-        settings.neo4j_password.get_secret_value(),
-        settings.neo4j_database,
-    )
+    return Factory.from_settings(settings).graph_store()
 
 
 def _vectors(settings: Settings, dim: int) -> Any:
-    from vector_store import VectorStore
+    from pinclip.factory import Factory
 
-    return VectorStore(
-        settings.milvus_uri,
-        token=settings.milvus_token.get_secret_value(),
-        alias=settings.milvus_alias,
-        dim=dim,
-        consistency=settings.milvus_consistency,
-    )
+    return Factory.from_settings(settings).vector_store(dim)
 
 
 def _publisher(settings: Settings) -> Any:

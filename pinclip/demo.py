@@ -301,23 +301,16 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
 
 def show_similar(config: Any, data_dir: Path, opts: DemoOptions) -> None:
     """Brand-new pins (held out of training, no edges then) and their nearest pins."""
-    from streams.models import manifest_dim, version_uri
+    from pinclip.factory import Factory
     from trainer.dataset import read_dataset
     from trainer.split import cold_start_split
-    from vector_store import VectorStore
 
     dataset = read_dataset(data_dir)
     split = cold_start_split(dataset, opts.heldout_fraction, opts.seed)
     by_id = {p.pin_id: p for p in dataset.pins}
     boards = dataset.boards_of()
-    live_dim = manifest_dim(version_uri(config.registry_url, 1))
-    store = VectorStore(
-        config.milvus_uri,
-        alias=config.milvus_alias,
-        dim=live_dim,
-        consistency=config.milvus_consistency,
-        prefix=config.milvus_prefix,
-    )
+    factory = Factory.from_worker_config(config)
+    store = factory.vector_store(factory.registry_dim(1))
     try:
         store.ensure_version(store.live_version() or 1)  # reopened lite collections start released
         for pin_id in split.heldout_pin_ids[: opts.examples]:

@@ -149,6 +149,29 @@ class Settings(BaseSettings):
         1.0, ge=0, description="How long the API reuses the live version it read (0: every query)."
     )
 
+    # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
+    milvus_prefix: str = Field(
+        "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
+    )
+    batch_max: int = Field(
+        64, description="Most pins per embed-and-write batch (batches grow to it under load)."
+    )
+    decode_workers: int = Field(0, description="Image decode pool size (0: one per core).")
+    decode_processes: bool = Field(
+        False, description="Decode images in processes instead of threads of the worker."
+    )
+    onnx_threads: int = Field(
+        1,
+        description="onnxruntime threads per encoder batch (0: one per core). One core per batch "
+        "was the most CPU-efficient on CPU (docs/BENCHMARKS.md); scale out with workers.",
+    )
+    topic_partitions: int = Field(
+        4, description="Partitions of the pin topics when the worker creates them (max workers)."
+    )
+    topic_replication: int = Field(
+        1, description="Replication factor of the topics the worker creates (3 on a cluster)."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

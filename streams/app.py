@@ -31,8 +31,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import faust
@@ -40,26 +40,43 @@ import mode
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import metrics
+from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.errors import ConfigurationError, classify, short_detail
 from streams.events import DeadLetter, Event
 from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
+from streams.ports import StoreFactory
 from streams.retry import retry_transient
-from streams.worker import BatchOutcome, PinWorker
+from streams.worker import BatchOutcome, PinWorker, Submission
 
 log = structlog.get_logger(__name__)
 
 
 def source_record(event: Any) -> SourceRecord:
     message = event.message
-    return SourceRecord(message.topic, message.partition, message.offset, event.value)
+    return SourceRecord(
+        message.topic, message.partition, message.offset, event.value, message.timestamp
+    )
 
 
-def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.App:
-    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them."""
-    worker = worker or PinWorker(config)
+class CommitTimer(faust.Sensor):
+    """Times Faust's offset commits (the `commit` stage of the profile)."""
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return time.perf_counter()
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        if isinstance(state, float):
+            stages.record("commit", 0, time.perf_counter() - state)
+
+
+def create_app(
+    config: WorkerConfig, worker: PinWorker | None = None, factory: StoreFactory | None = None
+) -> faust.App:
+    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them
+    (given, or built with `factory`: pinclip.factory.Factory in the application)."""
+    worker = worker or PinWorker(config, factory=factory)
     topics = config.topics
     app = faust.App(
         config.consumer_group,
@@ -71,6 +88,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         store="memory://",
         datadir=str(config.state_dir / "faust"),
         topic_partitions=config.topic_partitions,
+        topic_replication_factor=config.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
@@ -82,6 +100,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         agent_supervisor=mode.CrashingSupervisor,
     )
     app.pin_worker = worker  # type: ignore[attr-defined]
+    app.sensors.add(CommitTimer())
     created = app.topic(topics.created, value_serializer="raw")
     repinned = app.topic(topics.repinned, value_serializer="raw")
     embedded = app.topic(topics.embedded, value_serializer="raw")
@@ -95,7 +114,8 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
             (dlq, letter.pin_id, letter) for letter in outcome.dead
         ]
         sends += [(embedded, e.pin_id, e) for e in outcome.embedded]
-        await asyncio.gather(*(_deliver(topic, key, event) for topic, key, event in sends))
+        with stages.stage("produce", len(sends), cpu=False):
+            await asyncio.gather(*(deliver(topic, key, event) for topic, key, event in sends))
 
     async def ack_all(stream: Any, events: Iterable[Any]) -> None:
         for event in events:
@@ -105,10 +125,17 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.agent(created)
     async def new_pins(stream: Any) -> None:
-        async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
-            outcome = await worker.handle_new_pins([source_record(e) for e in events])
+        """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
+        and the one before is published and acked — acks stay in order, after the writes."""
+        await worker.ready.wait()
+
+        async def finish(submission: Submission, outcome: BatchOutcome) -> None:
             await publish(outcome)
-            await ack_all(stream, events)
+            await ack_all(stream, submission.token)
+
+        async with worker.new_pin_pipeline(finish) as pipeline:
+            async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
+                await pipeline.submit(Submission([source_record(e) for e in events], events))
 
     @app.agent(repinned)
     async def repins(stream: Any) -> None:
@@ -168,6 +195,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:
+        stages.label_threads()  # per-thread CPU readable from outside, by role
         consumer = app.consumer
         for tp in consumer.assignment():
             if tp.topic not in (topics.created, topics.repinned):
@@ -187,7 +215,7 @@ async def _send(topic: Any, key: str | None, value: bytes) -> None:
     await delivered
 
 
-async def _deliver(topic: Any, key: str | None, event: Event) -> None:
+async def deliver(topic: Any, key: str | None, event: Event) -> None:
     """Send with the retry contract: a broker outage is retried until it ends. A dead letter
     the broker refuses as too large (it cannot be, see pipeline.dead_letter, but it must never
     block a partition) is sent again without its payload; its length and sha256 remain."""
@@ -202,10 +230,15 @@ async def _deliver(topic: Any, key: str | None, event: Event) -> None:
 
 
 def run_worker(
-    config: WorkerConfig, loglevel: str = "WARNING", worker: PinWorker | None = None
+    config: WorkerConfig,
+    loglevel: str = "WARNING",
+    worker: PinWorker | None = None,
+    factory: StoreFactory | None = None,
 ) -> None:
     """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop).
-    Exits 1 when an exception escapes an agent or a task (see the module docstring)."""
+    Exits 1 when an exception escapes an agent or a task (see the module docstring).
+    `python -m pinclip.worker CONFIG.json` and `pinclip worker` call it with the factory
+    (pinclip.factory) the worker builds its stores and encoders with."""
     from streams.topics import ensure_topics
 
     try:
@@ -214,7 +247,7 @@ def run_worker(
         print(f"pinclip worker: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
-    app = create_app(config, worker)
+    app = create_app(config, worker, factory)
     runner = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
     runner.execute_from_commandline()
 
@@ -242,16 +275,3 @@ def configure_json_logs(level: str) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m streams.app CONFIG.json [LEVEL]`: a worker from an explicit config file
-    (tests, bench, demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
-    args = sys.argv[1:] if argv is None else argv
-    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
-    configure_json_logs(args[1] if len(args) > 1 else "INFO")
-    run_worker(config, loglevel="WARNING")
-
-
-if __name__ == "__main__":
-    main()

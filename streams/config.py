@@ -40,7 +40,8 @@ class WorkerConfig:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topics: Topics = field(default_factory=Topics)
     consumer_group: str = "pinclip-worker"
-    topic_partitions: int = 4
+    topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
+    topic_replication: int = 1  # replication factor of the topics the worker creates
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -55,11 +56,15 @@ class WorkerConfig:
     registry_url: str = "var/registry"
     model_version: int | None = None
     onnx_provider: str = "auto"
+    onnx_threads: int = 1  # onnxruntime intra-op threads per batch; 0: one per core
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
-    batch_max: int = 64  # events per take() batch
-    batch_within_s: float = 0.05  # longest wait to fill a take() batch
+    batch_max: int = 64  # most pins per embed-and-write batch (and per take() batch)
+    batch_within_s: float = 0.02  # longest wait to fill a take() batch
+    decode_workers: int = 0  # image decode pool size; 0: one per core
+    decode_processes: bool = False  # decode in processes instead of threads
+    max_request_bytes: int = 4 * 1024 * 1024  # largest Milvus upsert request
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
@@ -76,7 +81,7 @@ class WorkerConfig:
         return content_root(self.state_dir)
 
     def to_json(self) -> str:
-        """For starting a worker subprocess: `python -m streams.app CONFIG.json`. Holds the
+        """For starting a worker subprocess: `python -m pinclip.worker CONFIG.json`. Holds the
         secrets in clear: write it only with `write_private` (0600) and delete it after use."""
         values = {
             **vars(self),
@@ -109,6 +114,8 @@ class WorkerConfig:
                 settings.topic_dlq,
             ),
             "consumer_group": settings.consumer_group,
+            "topic_partitions": settings.topic_partitions,
+            "topic_replication": settings.topic_replication,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password,
@@ -117,9 +124,14 @@ class WorkerConfig:
             "milvus_token": settings.milvus_token,
             "milvus_alias": settings.milvus_alias,
             "milvus_consistency": settings.milvus_consistency,
+            "milvus_prefix": settings.milvus_prefix,
+            "batch_max": settings.batch_max,
+            "decode_workers": settings.decode_workers,
+            "decode_processes": settings.decode_processes,
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,
+            "onnx_threads": settings.onnx_threads,
             "max_batch": settings.max_batch,
             "max_delay_ms": settings.max_delay_ms,
             "fetch": FetchPolicy.from_settings(settings),
@@ -140,3 +152,13 @@ def write_private(path: Path, text: str) -> Path:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def without_userinfo(url: str) -> str:
+    """`http://user:secret@host:19530` → `http://host:19530`, for logs (a URI may carry a
+    password even though the token has its own setting)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rsplit('@', 1)[1]}{slash}{path}"

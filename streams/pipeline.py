@@ -1,30 +1,27 @@
 """The worker's domain logic, free of I/O so it is unit-tested without Kafka or stores.
 
 Agents in `streams.app` only move bytes: they hand raw records here, get back good events and
-dead letters, call the stores with the write plans built here, and ack. The rules that matter
-for correctness live here: per-item isolation, idempotent write plans, the retry policy and the
-dual-write rule during a model transition.
+dead letters, call the stores (new pins through `streams.embedwrite`, the one embed-and-write
+path), and ack. The rules that matter for correctness live here: per-item isolation, the repin
+write plan, the retry policy and the dual-write rule during a model transition.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-import numpy as np
 from pydantic import ValidationError
 
-from streams.errors import DeterministicError, as_deterministic
+from streams.errors import DeterministicError
 from streams.events import (
     DeadLetter,
     DeadLetterStage,
     Event,
     ModelUpdate,
-    NewPin,
-    PinEmbedded,
     Repin,
     utc_now,
 )
@@ -44,6 +41,7 @@ class SourceRecord:
     partition: int
     offset: int
     value: bytes | None
+    timestamp: float | None = None  # broker/producer time, epoch seconds (for the poll stage)
 
 
 @dataclass(frozen=True)
@@ -177,73 +175,7 @@ def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable]) -> list[T]:
     return list(latest.values())
 
 
-# --- encoding results --------------------------------------------------------------------------
-
-
-class Embedding(Protocol):
-    """What the encoder returns per pin (encoder.service.PinEmbedding satisfies it)."""
-
-    @property
-    def pin(self) -> Any: ...
-    @property
-    def image(self) -> Any: ...
-    @property
-    def text(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class ReadyPin:
-    """A pin whose image was fetched and stored; `image_uri` is where it can be re-read."""
-
-    accepted: Accepted[NewPin]
-    image: bytes
-    image_uri: str
-
-
-@dataclass(frozen=True)
-class EmbeddedPin:
-    pin: NewPin
-    image_uri: str
-    vectors: Mapping[int, Embedding]  # model version → embedding
-    record: SourceRecord
-
-
-def combine_embeddings(
-    ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
-) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
-    """A pin is written only if every target version embedded it, else it is dead-lettered."""
-    embedded: list[EmbeddedPin] = []
-    dead: list[DeadLetter] = []
-    for index, item in enumerate(ready):
-        vectors: dict[int, Embedding] = {}
-        failure: BaseException | None = None
-        for version, results in results_by_version.items():
-            result = results[index]
-            if isinstance(result, BaseException):
-                failure = result
-                break
-            vectors[version] = result
-        pin = item.accepted.event
-        if failure is not None:
-            why = as_deterministic(failure, "encode")  # ImageRejected keeps stage "decode"
-            dead.append(rejected(item.accepted.record, why, pin.pin_id))
-        else:
-            embedded.append(EmbeddedPin(pin, item.image_uri, vectors, item.accepted.record))
-    return embedded, dead
-
-
-# --- write plans (store-neutral; streams.sinks maps them onto the store APIs) -----------------
-
-
-@dataclass(frozen=True)
-class PinNodeWrite:
-    pin_id: str
-    title: str
-    description: str
-    image_uri: str
-    created_at: datetime
-    user_id: str
-    is_ad: bool
+# --- repin write plans (store-neutral: mapped onto graph_store.Save by the worker) ------------
 
 
 @dataclass(frozen=True)
@@ -254,58 +186,6 @@ class SaveWrite:
     ts: datetime
 
 
-@dataclass(frozen=True)
-class VectorWrite:
-    pin_id: str
-    pin: list[float]
-    model_version: int
-    created_at: datetime
-    board_ids: tuple[str, ...]
-    is_ad: bool
-
-
-@dataclass
-class PinWritePlan:
-    nodes: list[PinNodeWrite] = field(default_factory=list)
-    saves: list[SaveWrite] = field(default_factory=list)
-    vectors: dict[int, list[VectorWrite]] = field(default_factory=dict)
-
-
-def _as_list(vector: Any) -> list[float]:
-    return np.asarray(vector, dtype=np.float32).reshape(-1).tolist()  # type: ignore[no-any-return]
-
-
-def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
-    """Node + its first SAVED_TO edge in Neo4j, one row per version in Milvus; all idempotent."""
-    plan = PinWritePlan()
-    for item in pins:
-        pin = item.pin
-        plan.nodes.append(
-            PinNodeWrite(
-                pin.pin_id,
-                pin.title,
-                pin.description,
-                item.image_uri,
-                pin.created_at,
-                pin.user_id,
-                pin.is_ad,
-            )
-        )
-        plan.saves.append(SaveWrite(pin.pin_id, pin.board_id, pin.user_id, pin.created_at))
-        for version, emb in item.vectors.items():
-            plan.vectors.setdefault(version, []).append(
-                VectorWrite(
-                    pin_id=pin.pin_id,
-                    pin=_as_list(emb.pin),
-                    model_version=version,
-                    created_at=pin.created_at,
-                    board_ids=(pin.board_id,),
-                    is_ad=pin.is_ad,
-                )
-            )
-    return plan
-
-
 def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
     """Every save of the batch, repeats included: the graph store coalesces them per edge
     (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
@@ -313,20 +193,6 @@ def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
     return [
         SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
     ]
-
-
-def pin_embedded_event(
-    pin: NewPin, versions: Iterable[int], embedded_at: datetime | None = None
-) -> PinEmbedded:
-    embedded_at = embedded_at or utc_now()
-    latency_ms = (embedded_at - pin.created_at).total_seconds() * 1000.0
-    return PinEmbedded(
-        pin_id=pin.pin_id,
-        model_versions=sorted(versions),
-        created_at=pin.created_at,
-        embedded_at=embedded_at,
-        latency_ms=latency_ms,
-    )
 
 
 # --- model versions and the dual-write rule ----------------------------------------------------

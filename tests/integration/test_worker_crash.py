@@ -105,7 +105,10 @@ def test_a_configuration_error_fails_fast_in_one_line(
 
     started = time.monotonic()
     done = subprocess.run(
-        [sys.executable, "-m", "streams.app", str(path)], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "pinclip.worker", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().count("\n") == 0

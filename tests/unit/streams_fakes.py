@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from encoder.preprocess import ImageRejected
+from encoder.preprocess import ImagePreprocessor, ImageRejected
 from streams.config import Topics, WorkerConfig
 from streams.content import FetchPolicy
 from streams.pipeline import RetryPolicy, SourceRecord
@@ -71,13 +71,29 @@ class Embedding:
 
 
 class HashEncoder:
-    """Decodes the image for real (Pillow) and derives a deterministic vector per version."""
+    """Decodes the image for real — the stream's path decodes with `image_preprocessor()` (the
+    real ImagePreprocessor) in its pool, `embed` with Pillow — and derives a deterministic
+    vector per (content, version) instead of running a model."""
 
     faults = Faults()  # shared by every instance (the worker builds them through its loader)
 
     def __init__(self, directory: Path) -> None:
         self.version = json.loads((directory / "manifest.json").read_text())["version"]
         self.dim = DIM
+        self.preprocess_key = ("unit", 16)
+
+    def image_preprocessor(self) -> ImagePreprocessor:
+        return ImagePreprocessor(16)
+
+    async def embed_pixels(
+        self, pixels: np.ndarray, titles: list[str], descriptions: list[str]
+    ) -> np.ndarray:
+        self.faults.check("embed", pixels)
+        vectors = []
+        for one in pixels:
+            seed = hashlib.sha256(one.tobytes() + bytes([self.version])).digest()
+            vectors.append(np.frombuffer(seed[:DIM], dtype=np.uint8).astype(np.float32) + 1.0)
+        return np.stack(vectors)
 
     async def embed(self, content: Any) -> Embedding:
         self.faults.check("embed", content)
@@ -143,6 +159,14 @@ class MemoryGraph:
         self.faults.check("add_saves", saves)
         self.saves.update((s.pin_id, s.board_id) for s in saves)
         return len(saves)
+
+    def write_batch(self, pins: list[Any], saves: Any = ()) -> dict[str, list[str]]:
+        """One "transaction": the pins, then the saves (each with its own fault point)."""
+        if pins:
+            self.upsert_pins(pins)
+        if saves:
+            self.add_saves(list(saves))
+        return {p.pin_id: sorted(b for q, b in self.saves if q == p.pin_id) for p in pins}
 
     def close(self) -> None:
         pass

@@ -21,15 +21,14 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from streams_fakes import MemoryGraph, MemoryVectors, make_worker, png
 
+from streams.embedwrite import PinRecord
 from streams.events import DeadLetter, NewPin, Repin
 from streams.pipeline import (
     EARLIEST_EVENT_TIME,
     MAX_EVENT_TIME_AHEAD,
-    EmbeddedPin,
     SourceRecord,
     dead_letter,
     parse_records,
-    plan_pin_writes,
     plan_repin_writes,
 )
 from vector_store.records import epoch_ms
@@ -156,12 +155,13 @@ def test_any_new_pin_records_parse_to_events_or_dead_letters_and_plan_storable_w
     for letter in dead:
         assert_fits_and_explains(letter)
     event(f"accepted some: {bool(accepted)}")
-    embedded = [EmbeddedPin(a.event, "file:///c/x", {1: Vectors()}, a.record) for a in accepted]
-    plan = plan_pin_writes(embedded)
-    for row in plan.vectors.get(1, []):
+    for item in accepted:  # the one record shape, and what the path writes from it
+        record = PinRecord.from_new_pin(item.event, "file:///c/x")
+        row = record.vector_row(1, Vectors.pin, [item.event.board_id])
         assert EARLIEST_EVENT_TIME <= row.created_at <= now + MAX_EVENT_TIME_AHEAD
         assert epoch_ms(row.created_at) >= 0
         assert 1 <= len(row.pin_id) <= 128
+        assert record.node().pin_id == row.pin_id and record.first_save() is not None
 
 
 @FUZZ

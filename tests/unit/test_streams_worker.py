@@ -34,7 +34,7 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     outcome = await worker.handle_new_pins(records)
     assert sorted(e.pin_id for e in outcome.embedded) == ["file", "inline"]
     assert {(d.source_offset, d.stage, d.reason) for d in outcome.dead} == {
-        (2, "decode", "decode_error"),
+        (2, "decode", "unsupported_format"),  # the real ImagePreprocessor
         (3, "parse", "bad_json"),
         (4, "fetch", "unreachable"),
     }
