@@ -96,7 +96,12 @@ class NewPinHandler:
         """One batch, not pipelined."""
         return (await self.write(await self.prepare([Submission(records)])))[0]
 
-    def pipeline(self, finish: Finish, max_batch: int) -> StagedPipeline[Submission]:
+    def pipeline(
+        self,
+        finish: Finish,
+        max_batch: int,
+        prepare: Callable[[list[Submission]], Awaitable[Prepared]] | None = None,
+    ) -> StagedPipeline[Submission]:
         """prepare → write → finish (publish + ack), overlapped across batches, in order."""
 
         async def finish_all(done: tuple[list[Submission], list[BatchOutcome]]) -> None:
@@ -107,7 +112,7 @@ class NewPinHandler:
             return prepared.submissions, await self.write(prepared)
 
         return StagedPipeline(
-            [self.prepare, write, finish_all],
+            [prepare or self.prepare, write, finish_all],
             max_batch=max_batch,
             max_pending=4 * max_batch,
             weight=lambda s: max(1, len(s.records)),

@@ -35,7 +35,7 @@ from streams.models import (
     registry_versions,
     version_uri,
 )
-from streams.new_pins import BatchOutcome, NewPinHandler, Submission
+from streams.new_pins import BatchOutcome, NewPinHandler, Prepared, Submission
 from streams.pipeline import (
     RetryPolicy,
     SourceRecord,
@@ -165,9 +165,15 @@ class PinWorker:
         """One batch through the embed-and-write path, not pipelined (tests, simple callers)."""
         await self.ready.wait()
         assert self.new_pins is not None  # set by start(), before `ready`
-        outcome = await self.new_pins.handle(records)
+        prepared = await self.prepare_new_pins([Submission(records)])
+        outcome = (await self.new_pins.write(prepared))[0]
         self._count_new_pins(len(records), outcome)
         return outcome
+
+    async def prepare_new_pins(self, submissions: list[Submission]) -> Prepared:
+        """The first stage, pipelined or not: parse, fetch, decode, encode."""
+        assert self.new_pins is not None
+        return await self.new_pins.prepare(submissions)
 
     def new_pin_pipeline(
         self, finish: Callable[[Submission, BatchOutcome], Awaitable[None]]
@@ -181,7 +187,7 @@ class PinWorker:
             self._count_new_pins(len(submission.records), outcome)
             await finish(submission, outcome)
 
-        return handler.pipeline(counted, max_batch=self.config.batch_max)
+        return handler.pipeline(counted, self.config.batch_max, self.prepare_new_pins)
 
     def _count_new_pins(self, records: int, outcome: BatchOutcome) -> None:
         self.counts["pins_in"] += records
