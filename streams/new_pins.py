@@ -67,7 +67,8 @@ class Prepared:
     encoded: Encoded | None = None
 
 
-Finish = Callable[[Submission, BatchOutcome], Awaitable[None]]
+# The last stage, once per batch: publish every outcome, then ack every submission, in order.
+Finish = Callable[[list[Submission], list[BatchOutcome]], Awaitable[None]]
 
 
 class NewPinHandler:
@@ -105,8 +106,7 @@ class NewPinHandler:
         """prepare → write → finish (publish + ack), overlapped across batches, in order."""
 
         async def finish_all(done: tuple[list[Submission], list[BatchOutcome]]) -> None:
-            for submission, outcome in zip(*done, strict=True):
-                await finish(submission, outcome)
+            await finish(*done)
 
         async def write(prepared: Prepared) -> tuple[list[Submission], list[BatchOutcome]]:
             return prepared.submissions, await self.write(prepared)

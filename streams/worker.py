@@ -176,16 +176,18 @@ class PinWorker:
         return await self.new_pins.prepare(submissions)
 
     def new_pin_pipeline(
-        self, finish: Callable[[Submission, BatchOutcome], Awaitable[None]]
+        self, finish: Callable[[list[Submission], list[BatchOutcome]], Awaitable[None]]
     ) -> StagedPipeline[Submission]:
         """What the new-pin agent runs: submissions are prepared (fetch, decode, encode) while
-        the previous batch is written and the one before is finished (`finish`: publish, ack)."""
+        the previous batch is written and the one before is finished (`finish(submissions,
+        outcomes)`: publish, then ack in order)."""
         handler = self.new_pins
         assert handler is not None  # the agent waits for `ready`
 
-        async def counted(submission: Submission, outcome: BatchOutcome) -> None:
-            self._count_new_pins(len(submission.records), outcome)
-            await finish(submission, outcome)
+        async def counted(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
+            for submission, outcome in zip(submissions, outcomes, strict=True):
+                self._count_new_pins(len(submission.records), outcome)
+            await finish(submissions, outcomes)
 
         return handler.pipeline(counted, self.config.batch_max, self.prepare_new_pins)
 
