@@ -5,9 +5,11 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
   body raises or is cancelled (graceful stop mid-batch) the generator is closed and that
   `finally` acks the whole batch anyway — its offsets would be committed although the writes
   never happened.
-- `Stream.noack_take()` buffers the same way but never acks. We use it and ack each event
-  ourselves only after the batch's Milvus and Neo4j writes and its Kafka sends (dead letters,
-  PinEmbedded) succeeded. Faust commits only acked offsets (`Consumer.ack` → committable
+- `Stream.noack_take()` buffers the same way but never acks, and `Stream.noack()` iterates
+  record by record without acking. The repin agent uses the first, the new-pin agent the second
+  (its pipeline batches, streams/pipelining.py); both ack each event themselves only after the
+  batch's Milvus and Neo4j writes and its Kafka sends (dead letters, PinEmbedded) succeeded, in
+  offset order. Faust commits only acked offsets (`Consumer.ack` → committable
   offsets, committed every `broker_commit_interval`), so a crash or stop mid-batch leaves the
   batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
 - A graceful stop (SIGTERM) does not wait for in-flight batches (`stream_wait_empty=False`):
