@@ -5,9 +5,11 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
   body raises or is cancelled (graceful stop mid-batch) the generator is closed and that
   `finally` acks the whole batch anyway — its offsets would be committed although the writes
   never happened.
-- `Stream.noack_take()` buffers the same way but never acks. We use it and ack each event
-  ourselves only after the batch's Milvus and Neo4j writes and its Kafka sends (dead letters,
-  PinEmbedded) succeeded. Faust commits only acked offsets (`Consumer.ack` → committable
+- `Stream.noack_take()` buffers the same way but never acks, and `Stream.noack()` iterates
+  record by record without acking. The repin agent uses the first, the new-pin agent the second
+  (its pipeline batches, streams/pipelining.py); both ack each event themselves only after the
+  batch's Milvus and Neo4j writes and its Kafka sends (dead letters, PinEmbedded) succeeded, in
+  offset order. Faust commits only acked offsets (`Consumer.ack` → committable
   offsets, committed every `broker_commit_interval`), so a crash or stop mid-batch leaves the
   batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
 - A graceful stop (SIGTERM) does not wait for in-flight batches (`stream_wait_empty=False`):
@@ -132,16 +134,26 @@ def create_app(
     @app.agent(created)
     async def new_pins(stream: Any) -> None:
         """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
-        and the one before is published and acked — acks stay in order, after the writes."""
+        and the one before is published and acked — acks stay in order, after the writes.
+
+        Records go into the pipeline one by one as Faust hands them over (`noack()`: nothing is
+        acked but by `finish`); the pipeline's first stage takes whatever is waiting as one
+        batch, so there is no batching window to wait out when idle and no timer waking the
+        agent, and batches grow by themselves under load."""
         await worker.ready.wait()
 
-        async def finish(submission: Submission, outcome: BatchOutcome) -> None:
-            await publish(outcome)
-            await ack_all(stream, submission.token)
+        async def finish(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
+            await publish(
+                BatchOutcome(
+                    [e for o in outcomes for e in o.embedded], [d for o in outcomes for d in o.dead]
+                )
+            )
+            for submission in submissions:
+                await ack_all(stream, submission.token)
 
         async with worker.new_pin_pipeline(finish) as pipeline:
-            async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
-                await pipeline.submit(Submission([source_record(e) for e in events], events))
+            async for event in stream.noack().events():
+                await pipeline.submit(Submission([source_record(event)], (event,)))
 
     @app.agent(repinned)
     async def repins(stream: Any) -> None:

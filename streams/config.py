@@ -61,8 +61,8 @@ class WorkerConfig:
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
-    batch_max: int = 64  # most pins per embed-and-write batch (and per take() batch)
-    batch_within_s: float = 0.02  # longest wait to fill a take() batch
+    batch_max: int = 64  # most pins per embed-and-write batch (repins: 4x per take() batch)
+    batch_within_s: float = 0.05  # longest wait to fill a repin take() batch
     decode_workers: int = 0  # image decode pool size; 0: one per core
     decode_processes: bool = False  # decode in processes instead of threads
     max_request_bytes: int = 4 * 1024 * 1024  # largest Milvus upsert request
