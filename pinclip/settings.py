@@ -181,6 +181,11 @@ class Settings(BaseSettings):
         1, description="Replication factor of the topics the worker creates (3 on a cluster)."
     )
 
+    # --- operator output (readme) -----------------------------------------------------------------
+    progress_interval_s: float = Field(
+        10.0, description="Seconds between the worker's `worker_progress` log lines (0: none)."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
