@@ -174,10 +174,6 @@ class PrivateServices:
     def is_running(self, name: str) -> bool:
         return self.service(name).is_running()
 
-    def answers(self, name: str) -> bool:
-        """One real client request (not just an open port)."""
-        return self.service(name).probe()
-
     def stop(self, name: str) -> None:
         """Graceful stop (SIGTERM, the service's own shutdown); returns once it is gone."""
         service = self.service(name)
