@@ -28,6 +28,9 @@ def _register() -> None:
     from pinclip.commands_train import register as register_train
 
     register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
+    from pinclip.commands_datasets import app as datasets_app
+
+    app.add_typer(datasets_app, name="datasets", help="Real evaluation datasets.")
     app.command("demo")(demo)
 
 

