@@ -21,8 +21,9 @@ def _mlp(width: int, hidden: int, dim: int) -> nn.Sequential:
     mlp = nn.Sequential(
         nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, dim)
     )
-    nn.init.zeros_(mlp[-1].weight)
-    nn.init.zeros_(mlp[-1].bias)
+    out: nn.Linear = mlp[-1]  # type: ignore[assignment]
+    nn.init.zeros_(out.weight)
+    nn.init.zeros_(out.bias)
     return mlp
 
 

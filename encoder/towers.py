@@ -53,6 +53,12 @@ class ConvStem(nn.Module):
         layers.append(nn.Conv2d(c_in, width, 1))
         self.layers = nn.Sequential(*layers)
 
+    @property
+    def weight(self) -> Tensor:
+        """ViTModel reads `projection.weight.dtype` to cast its input; the first conv's."""
+        first: nn.Conv2d = self.layers[0]  # type: ignore[assignment]
+        return first.weight
+
     def forward(self, pixel_values: Tensor) -> Tensor:
         return self.layers(pixel_values)  # type: ignore[no-any-return]
 
@@ -65,7 +71,8 @@ class FeatureMapTokens(nn.Module):
         super().__init__()
         self.model = model
         self.config = model.config
-        sizes = getattr(model.config, "hidden_sizes", None) or [model.config.hidden_size]
+        config: PretrainedConfig = model.config  # type: ignore[assignment]
+        sizes = getattr(config, "hidden_sizes", None) or [config.hidden_size]
         self.width = int(sizes[-1])
 
     def forward(self, pixel_values: Tensor) -> SimpleNamespace:
@@ -137,7 +144,7 @@ def build_vision_tower(cfg: VisionConfig, saved_config: Path | None = None) -> n
 
 def _with_stem(tower: nn.Module, cfg: VisionConfig) -> nn.Module:
     if cfg.stem == "conv":
-        patches = tower.embeddings.patch_embeddings  # type: ignore[union-attr]
+        patches: nn.Module = tower.embeddings.patch_embeddings  # type: ignore[union-attr,assignment]
         patches.projection = ConvStem(cfg.width, cfg.patch_size)
     elif cfg.stem != "patch":
         raise ValueError(f"vision stem must be 'patch' or 'conv', not {cfg.stem!r}")
@@ -176,7 +183,9 @@ def build_text_tower(
 def _without_pooler(tower: nn.Module) -> nn.Module:
     """We pool ourselves (CLS / masked mean); an unused pooler would be dead weights."""
     if getattr(tower, "pooler", None) is not None:
-        tower.pooler = None  # type: ignore[assignment]
+        # Convolutional models call their pooler unconditionally: give them a free one.
+        conv = hasattr(getattr(tower, "config", None), "hidden_sizes")
+        tower.pooler = nn.Identity() if conv else None  # type: ignore[assignment]
     return tower
 
 

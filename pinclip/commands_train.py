@@ -90,44 +90,53 @@ def export_data(
 def train_cmd(
     data: Annotated[str, typer.Option(help="Dataset directory or fsspec URL.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, model/, train.json).")],
-    model: str = typer.Option("tiny", help="Preset: tiny, small, minilm, default."),
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    model: str = typer.Option(
+        "minilm", help="Preset: minilm (recommended), small, tiny (tests), default."
+    ),
+    steps: int | None = typer.Option(None, help="Training steps [preset: 600 for minilm]."),
+    batch_size: int | None = typer.Option(None, help="Batch size [preset: 64 for minilm]."),
+    lr: float | None = typer.Option(None, help="Peak learning rate [preset: 1e-3 for minilm]."),
     neighbor_weight: float = typer.Option(1.0, help="0 = ablation without neighbor alignment."),
     sampler: str = typer.Option("coboard", help="Neighbor sampler: coboard or walk."),
     heldout: float = 0.1,
     split_seed: int = 0,
     seed: int = 0,
-    workers: int = 1,
-    threads: int = typer.Option(1, help="torch CPU threads (more only on an idle machine)."),
+    workers: int = typer.Option(1, help="DataLoader workers (live path: text tower trained)."),
+    threads: int = typer.Option(0, help="torch CPU threads; 0 = the cores not busy now."),
+    vision_checkpoint: Path | None = typer.Option(
+        None, help="Local Hugging Face vision checkpoint (ViT, DINOv2, ConvNeXt...) as tower."
+    ),
+    feature_cache: Path | None = typer.Option(
+        None, help="Per-dataset image/text feature cache [default: <state_dir>/features]."
+    ),
     resume: bool = True,
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
 ) -> None:
     """Train with multi-granular + neighbor alignment; resumes from OUT/checkpoint."""
     from trainer.config import TrainConfig
     from trainer.loop import train
-    from trainer.losses import LossWeights
 
     if config is not None:
         cfg = TrainConfig.load(config)
         cfg.data, cfg.out_dir = data, str(out)
     else:
-        cfg = TrainConfig(
+        cfg = TrainConfig.preset(
+            model,
             data=data,
             out_dir=str(out),
-            model=model,
             steps=steps,
             batch_size=batch_size,
             lr=lr,
-            weights=LossWeights(neighbor=neighbor_weight),
             neighbor_sampler=sampler,
             heldout_fraction=heldout,
             split_seed=split_seed,
             seed=seed,
             num_workers=workers,
             threads=threads,
+            vision_checkpoint=str(vision_checkpoint) if vision_checkpoint else None,
+            feature_cache=str(feature_cache or get_settings().state_dir / "features"),
         )
+        cfg.weights.neighbor = neighbor_weight
     result = train(cfg, resume=resume)
     typer.echo(f"model: {result.model_dir} ({result.steps} steps, {result.samples_per_s:.0f}/s)")
 
@@ -156,7 +165,9 @@ def eval_cmd(
         cfg.heldout_fraction,
         cfg.split_seed,
         ablation_dir=None if ablation is None else ablation / MODEL_DIR,
-        baselines=("random", "minilm_text") if minilm else ("random",),
+        baselines=("random", "colour_histogram", "minilm_text")
+        if minilm
+        else ("random", "colour_histogram"),
     )
     path = write_report(report, run / MODEL_DIR)
     cols = ["recall@1", "recall@10", "recall@50", "mrr", "text_to_pin@10"]
@@ -246,8 +257,8 @@ def retrain_cmd(
     every: str | None = typer.Option(None, help="Period, e.g. 6h, 30m (start to start)."),
     once: bool = typer.Option(False, help="Run one round and exit."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON template."),
-    model: str = "tiny",
-    steps: int = 200,
+    model: str = typer.Option("minilm", help="Preset (see `pinclip train`)."),
+    steps: int | None = typer.Option(None, help="Training steps [the preset's]."),
     tolerance: float = typer.Option(0.0, help="Allowed Recall@10 drop vs the live model."),
     metrics_port: int = typer.Option(9109, help="Prometheus port in --every mode (0: off)."),
     id_prefix: str = "",
@@ -262,7 +273,13 @@ def retrain_cmd(
     if once == (every is not None):
         raise typer.BadParameter("give exactly one of --every or --once")
     settings = get_settings()
-    template = TrainConfig.load(config) if config else TrainConfig(model=model, steps=steps)
+    template = (
+        TrainConfig.load(config)
+        if config
+        else TrainConfig.preset(
+            model, steps=steps, feature_cache=str(get_settings().state_dir / "features")
+        )
+    )
     template.progress = False
     dim = (
         PinClipConfig.from_dict(template.model_config).embed_dim

@@ -23,6 +23,14 @@ from trainer.losses import share_board_mask
 from trainer.neighbors import CoBoardSampler, PinBoardGraph, RandomWalkSampler
 
 
+def tensors_to(batch: object, device: torch.device) -> dict[str, object]:
+    """A batch dataclass's fields, tensors moved to `device` (the rest as they are)."""
+    return {
+        k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
+        for k, v in batch.__dict__.items()
+    }
+
+
 @dataclass
 class PinBatch:
     """Tensors for one step; neighbor fields are None when neighbor alignment is off."""
@@ -42,11 +50,7 @@ class PinBatch:
     share_board: Tensor | None = None
 
     def to(self, device: torch.device) -> PinBatch:
-        moved = {
-            k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
-            for k, v in self.__dict__.items()
-        }
-        return PinBatch(**moved)
+        return PinBatch(**tensors_to(self, device))  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return int(self.pixel_values.shape[0])

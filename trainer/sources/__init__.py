@@ -95,9 +95,8 @@ def build_dataset(
     write_dataset(staging, built.pins, built.saves, _meta(spec, built))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
-    log(
-        f"{name}: {len(built.pins)} pins, {len({s.board_id for s in built.saves})} boards → {target}"
-    )
+    boards = len({s.board_id for s in built.saves})
+    log(f"{name}: {len(built.pins)} pins, {boards} boards → {target}")
     return target
 
 
