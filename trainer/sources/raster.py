@@ -27,9 +27,9 @@ def rasterize_svg(svg: bytes, size: int = RASTER_SIZE) -> bytes:
     """PNG bytes of `svg` rendered at size × size on white; ValueError on a broken SVG."""
     try:
         import resvg_py
-    except ImportError as exc:  # the `datasets` extra
+    except ImportError as exc:  # in the `train` extra
         raise RuntimeError(
-            "rasterising SVG icons needs resvg-py: pip install 'pinclip-stream[datasets]'"
+            "rasterising SVG icons needs resvg-py: pip install 'pinclip-stream[train]'"
         ) from exc
     png: bytes = resvg_py.svg_to_bytes(
         svg_string=normalise_root_size(svg.decode("utf-8", errors="replace")),
