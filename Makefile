@@ -7,8 +7,10 @@ BIN := $(VENV)/bin
 ORT_EXTRA := $(shell nvidia-smi -L >/dev/null 2>&1 && echo gpu || echo cpu)
 STAMP := $(VENV)/.installed-$(ORT_EXTRA)
 PYTEST_ARGS ?=
+# `make demo DEMO_ARGS=--no-gallery` ends in the terminal instead of serving the gallery (CI).
+DEMO_ARGS ?=
 
-.PHONY: venv demo test test-integration lint bench services-up services-down services-status clean
+.PHONY: venv demo test test-compose test-integration lint bench services-up services-down services-status clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,10 +24,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: venv
-	$(BIN)/pinclip demo
+	$(BIN)/pinclip demo $(DEMO_ARGS)
 
 # Starts the real services, runs every test, and stops the services even when tests fail.
 # Services that were already running before `make test` are left running (a developer's own).
+# The compose end-to-end test runs last, on its own (it starts a whole stack in containers).
 test: venv
 	@if $(BIN)/pinclip services status >/dev/null 2>&1; then \
 	  echo "services already running: leaving them up afterwards"; \
@@ -34,7 +37,12 @@ test: venv
 	fi; \
 	$(BIN)/pinclip services up && \
 	eval "$$($(BIN)/pinclip services env)" && \
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not compose" $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-compose
+
+# compose/dev.yml end to end; skips without a Docker engine (`pinclip engine run -- make test-compose`).
+test-compose: venv
+	$(BIN)/python -m pytest -m compose $(PYTEST_ARGS)
 
 # Integration tests only, against services you started with `make services-up`.
 test-integration: venv

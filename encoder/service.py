@@ -18,7 +18,7 @@ import numpy as np
 import structlog
 
 from encoder.batcher import MicroBatcher
-from encoder.preprocess import ImageRejected, pin_text
+from encoder.preprocess import ImagePreprocessor, ImageRejected, pin_text
 from encoder.runtime import OnnxEncoder
 
 log = structlog.get_logger(__name__)
@@ -63,8 +63,19 @@ class _LoadedVersion:
         self.image_pre = encoder.image_preprocessor()
         self.text_pre = encoder.text_preprocessor()
         name = f"encoder-v{self.version}"
+        # One model pool for every kind of batch (pins, images, texts, whole pre-formed batches):
+        # onnxruntime already spreads one batch over the cores, so batches take turns.
+        self.model_pool = ThreadPoolExecutor(
+            batch_workers, thread_name_prefix=f"encode-v{self.version}"
+        )
         self.pins: MicroBatcher[_PinItem, PinEmbedding] = MicroBatcher(
-            self._run_pins, max_batch, max_delay_ms, max_queue, batch_workers, name=f"{name}-pin"
+            self._run_pins,
+            max_batch,
+            max_delay_ms,
+            max_queue,
+            batch_workers,
+            self.model_pool,
+            name=f"{name}-pin",
         )
         self.images: MicroBatcher[np.ndarray, PinEmbedding] = MicroBatcher(
             self._run_images,
@@ -72,10 +83,17 @@ class _LoadedVersion:
             max_delay_ms,
             max_queue,
             batch_workers,
+            self.model_pool,
             name=f"{name}-image",
         )
         self.texts: MicroBatcher[str, PinEmbedding] = MicroBatcher(
-            self._run_texts, max_batch, max_delay_ms, max_queue, batch_workers, name=f"{name}-text"
+            self._run_texts,
+            max_batch,
+            max_delay_ms,
+            max_queue,
+            batch_workers,
+            self.model_pool,
+            name=f"{name}-text",
         )
         self.in_flight = 0
         self.idle = asyncio.Event()
@@ -93,17 +111,21 @@ class _LoadedVersion:
     async def close(self) -> None:
         await self.idle.wait()
         await asyncio.gather(self.pins.close(), self.images.close(), self.texts.close())
+        self.model_pool.shutdown(wait=False)
 
     # Batch functions: run in the batcher's worker thread.
 
     def _run_pins(self, items: list[_PinItem]) -> list[PinEmbedding]:
         pixels = np.stack([item.pixels for item in items])
-        ids, mask = self.text_pre.encode([item.text for item in items])
-        out = self.encoder.encode_pins(pixels, ids, mask)
+        out = self.encode_arrays(pixels, [item.text for item in items])
         return [
             PinEmbedding(self.version, out["image"][i], out["text"][i], out["pin"][i])
             for i in range(len(items))
         ]
+
+    def encode_arrays(self, pixels: np.ndarray, texts: list[str]) -> dict[str, np.ndarray]:
+        ids, mask = self.text_pre.encode(texts)
+        return self.encoder.encode_pins(pixels, ids, mask)
 
     def _run_images(self, items: list[np.ndarray]) -> list[PinEmbedding]:
         vectors = self.encoder.encode_images(np.stack(items))
@@ -147,8 +169,10 @@ class EncoderService:
         decode_threads: int = 2,
         provider: str = "auto",
         batch_workers: int = 1,
+        intra_op_threads: int = 0,
     ) -> EncoderService:
-        encoder = OnnxEncoder.load(model_dir, provider=provider)
+        """`intra_op_threads`: onnxruntime threads per batch (0: its default, every core)."""
+        encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=intra_op_threads)
         return cls(
             encoder,
             max_batch,
@@ -195,6 +219,41 @@ class EncoderService:
                 raise result
             out.append(result)
         return out
+
+    def image_preprocessor(self) -> ImagePreprocessor:
+        """The current version's image preprocessing (picklable: decode pools may use it)."""
+        return self._current.image_pre
+
+    @property
+    def preprocess_key(self) -> tuple[object, ...]:
+        """Equal for two versions whose images decode to the same pixels (decode once)."""
+        spec = self._current.encoder.manifest.preprocess
+        return (
+            spec.image_size,
+            tuple(spec.mean),
+            tuple(spec.std),
+            spec.max_image_bytes,
+            spec.max_image_pixels,
+        )
+
+    async def embed_pixels(
+        self, pixels: np.ndarray, titles: list[str], descriptions: list[str]
+    ) -> np.ndarray:
+        """A whole pre-formed batch (the stream's): decoded pixels [B,3,S,S] and pin texts →
+        pin vectors float32 [B,D], in one onnxruntime call on the model pool.
+
+        The stream decodes with `image_preprocessor()` in its own pool and already batches, so
+        it skips the per-item micro-batcher; the model pool keeps batches from overlapping.
+        """
+        slot = self._current
+        slot.enter()
+        try:
+            texts = [pin_text(t, d) for t, d in zip(titles, descriptions, strict=True)]
+            loop = asyncio.get_running_loop()
+            out = await loop.run_in_executor(slot.model_pool, slot.encode_arrays, pixels, texts)
+            return np.asarray(out["pin"], dtype=np.float32)
+        finally:
+            slot.leave()
 
     async def embed_text(self, text: str) -> PinEmbedding:
         """Text query → `.text` vector (searches the same space as pins and images)."""

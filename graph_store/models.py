@@ -22,6 +22,9 @@ class PinNode:
     user_id: str | None = None
     is_ad: bool = False
     pending: bool = False
+    # When the stream first wrote the pin (searchable from then on); None for pins loaded by
+    # other paths (dataset import) or placeholders. The first value is kept on replays.
+    embedded_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

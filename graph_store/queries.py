@@ -1,7 +1,8 @@
 """Every Cypher statement graph_store runs, in one place so the data model reads top to bottom.
 
 Data model:
-  (:Pin {pin_id, title, description, image_uri, created_at, user_id, is_ad, pending})
+  (:Pin {pin_id, title, description, image_uri, created_at, user_id, is_ad, pending,
+        embedded_at})  -- embedded_at: first write by the stream (kept on replays)
   (:Board {board_id})
   (:User {user_id})-[:CREATED]->(:Pin)
   (:Pin)-[:SAVED_TO {first_at, last_at, savers, saves}]->(:Board)
@@ -22,7 +23,7 @@ UNWIND $rows AS row
 MERGE (p:Pin {pin_id: row.pin_id})
 SET p.title = row.title, p.description = row.description, p.image_uri = row.image_uri,
     p.created_at = row.created_at, p.user_id = row.user_id, p.is_ad = row.is_ad,
-    p.pending = false
+    p.pending = false, p.embedded_at = coalesce(p.embedded_at, row.embedded_at)
 WITH p, row WHERE row.user_id IS NOT NULL
 MERGE (u:User {user_id: row.user_id})
 MERGE (u)-[:CREATED]->(p)
@@ -52,6 +53,16 @@ UNWIND $ids AS id
 MATCH (p:Pin {pin_id: id})
 RETURN p {.*} AS pin
 """
+
+# One round trip for a page of results: each pin's content and its current boards.
+PINS_WITH_BOARDS = """
+UNWIND $ids AS id
+MATCH (p:Pin {pin_id: id})
+OPTIONAL MATCH (p)-[:SAVED_TO]->(b:Board)
+RETURN p {.*} AS pin, collect(b.board_id) AS boards
+"""
+
+PING = "RETURN 1 AS ok"
 
 BOARDS_OF_PINS = """
 UNWIND $ids AS id

@@ -47,6 +47,7 @@ def pin_rows(pins: Iterable[PinNode]) -> list[dict[str, Any]]:
             "created_at": as_utc(pin.created_at) if pin.created_at is not None else None,
             "user_id": pin.user_id,
             "is_ad": bool(pin.is_ad),
+            "embedded_at": as_utc(pin.embedded_at) if pin.embedded_at is not None else None,
         }
         for pin_id, pin in sorted(latest.items())
     ]

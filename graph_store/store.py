@@ -44,6 +44,7 @@ def _pin_from_record(props: Mapping[str, Any]) -> PinNode:
         user_id=props.get("user_id"),
         is_ad=bool(props.get("is_ad", False)),
         pending=bool(props.get("pending", False)),
+        embedded_at=_as_datetime(props.get("embedded_at")),
     )
 
 
@@ -141,6 +142,36 @@ class GraphStore:
         log.debug("graph_store.add_saves", saves=len(saves), edges=len(rows))
         return len(rows)
 
+    def write_batch(
+        self, pins: Sequence[PinNode], saves: Sequence[Save] = ()
+    ) -> dict[str, list[str]]:
+        """Pins, then saves, in ONE transaction; returns the boards of each written pin after it.
+
+        For a stream's micro-batch: one commit (one fsync, one round of locks) per batch instead
+        of one per statement, and the boards come back in the same transaction, so the caller
+        writes a pin's Milvus row with the boards the graph has — whoever writes it (the worker
+        for a new pin, a backfill for an old one) writes the same row.
+        """
+        pin_batch, edge_batch = pin_rows(pins), edge_rows(saves)
+        ids = [row["pin_id"] for row in pin_batch]
+
+        def work(tx: ManagedTransaction) -> dict[str, list[str]]:
+            if pin_batch:
+                tx.run(queries.UPSERT_PINS, rows=pin_batch).consume()
+            if edge_batch:
+                tx.run(queries.ADD_SAVES, rows=edge_batch).consume()
+            if not ids:
+                return {}
+            found = {
+                record["id"]: sorted(record["boards"])
+                for record in tx.run(queries.BOARDS_OF_PINS, ids=ids)
+            }
+            return {pin_id: found.get(pin_id, []) for pin_id in ids}
+
+        boards = self._run(True, "write_batch", work)
+        log.debug("graph_store.write_batch", pins=len(pin_batch), edges=len(edge_batch))
+        return boards
+
     # --- point reads -------------------------------------------------------------------------
     def get_pins(self, pin_ids: Sequence[str]) -> list[PinNode]:
         """Pins in the order asked; unknown ids are left out."""
@@ -152,6 +183,18 @@ class GraphStore:
             )
         }
         return [found[p] for p in dict.fromkeys(pin_ids) if p in found]
+
+    def pins_with_boards(self, pin_ids: Sequence[str]) -> dict[str, tuple[PinNode, list[str]]]:
+        """Content and current boards (sorted) of each known pin, in one read: what a page of
+        query results needs. Unknown ids are left out."""
+        records = self._read("pins_with_boards", queries.PINS_WITH_BOARDS, ids=list(pin_ids))
+        return {
+            r["pin"]["pin_id"]: (_pin_from_record(r["pin"]), sorted(r["boards"])) for r in records
+        }
+
+    def ping(self) -> None:
+        """One round trip (readiness probes); raises like any read when Neo4j is away."""
+        self._read("ping", queries.PING)
 
     def board_ids(self, pin_ids: Sequence[str]) -> dict[str, list[str]]:
         """Boards of each pin, sorted; a pin without boards (or unknown) maps to []."""

@@ -7,22 +7,34 @@ in one call; then the promotion is announced so workers drop the old model.
 Resumable: after each batch the last pin_id written is checkpointed under the state dir;
 `iter_pins` pages in pin_id order, so a restarted run skips everything up to it. Upserts are
 idempotent, so re-doing the batch that was in flight at a crash is harmless.
+
+Every pin goes through the stream's embed-and-write path (`streams.embedwrite`): the same
+decode, batching, Neo4j + Milvus rows (boards from the graph) and error contract as a new pin
+in the worker, with the encode of one batch overlapping the writes of the previous one.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import structlog
 from tqdm import tqdm
+
+from streams.embedwrite import EmbedWritePath, Encoded, PinJob, PinRecord
+from streams.errors import DeterministicError, as_deterministic, classify
+from streams.ports import BatchEmbedder
+
+if TYPE_CHECKING:
+    from streams.content import FetchPolicy
 
 log = structlog.get_logger("backfill")
 
@@ -67,29 +79,85 @@ def state_path(state_dir: Path, version: int, id_prefix: str = "") -> Path:
     return state_dir / "backfill" / f"v{version}{suffix}.json"
 
 
-def _embed_batch(
-    encoder: Any, pins: Sequence[Any], load_image: Callable[[str], bytes]
-) -> tuple[list[Any], np.ndarray, list[str]]:
-    """Pins whose image loads and decodes, their pin vectors, and the ids that failed."""
-    from encoder.preprocess import ImageRejected
-    from streams.content import ContentError
+async def _load_images(
+    pins: Sequence[Any], load: Callable[[str], Awaitable[bytes]]
+) -> list[bytes | DeterministicError]:
+    """Each pin's image from the URI kept in the graph; one that cannot be had fails that pin
+    (stage fetch), a bug propagates — the worker's rule for fetches."""
 
-    image_pre, text_pre = encoder.image_preprocessor(), encoder.text_preprocessor()
-    good, pixels, failed = [], [], []
-    for pin in pins:
+    async def one(uri: str) -> bytes | DeterministicError:
         try:
-            pixels.append(image_pre.load(load_image(pin.image_uri)))
-            good.append(pin)
-        except (ContentError, ImageRejected, OSError) as exc:
-            log.warning("backfill.image_failed", pin_id=pin.pin_id, error=str(exc))
-            failed.append(pin.pin_id)
-    if not good:
-        return [], np.zeros((0, encoder.dim), np.float32), failed
-    ids, mask = text_pre.encode_pins(
-        [p.title or "" for p in good], [p.description or "" for p in good]
-    )
-    out = encoder.encode_pins(np.stack(pixels), ids, mask)
-    return good, out["pin"], failed
+            return await load(uri)
+        except Exception as exc:
+            if classify(exc) == "fatal":
+                raise
+            return as_deterministic(exc, "fetch")
+
+    return list(await asyncio.gather(*(one(p.image_uri) for p in pins)))
+
+
+@dataclass
+class _Fill:
+    """One backfill run: the path, the encoder, the checkpoint and its progress bar."""
+
+    version: int
+    path: EmbedWritePath
+    encoder: BatchEmbedder
+    state: BackfillState
+    spath: Path
+    bar: Any
+    load_image: Callable[[str], Awaitable[bytes]]
+
+    async def encode(self, chunk: list[Any]) -> tuple[list[Any], Encoded]:
+        now = datetime.now(UTC)
+        images = await _load_images(chunk, self.load_image)
+        jobs, failed = [], []
+        for pin, image in zip(chunk, images, strict=True):
+            record = PinRecord.from_node(pin, now)
+            if isinstance(image, DeterministicError):
+                failed.append((PinJob(record, b""), image))
+            else:
+                jobs.append(PinJob(record, image))
+        encoded = await self.path.encode(jobs, {self.version: self.encoder})
+        encoded.failed[:0] = failed
+        return chunk, encoded
+
+    async def write(self, chunk: list[Any], encoded: Encoded) -> None:
+        """Write, then checkpoint: a restart resumes after the last chunk written."""
+        written = await self.path.write(encoded)
+        for job, why in written.failed:
+            log.warning(
+                "backfill.pin_failed", pin_id=job.record.pin_id, stage=why.stage, reason=why.reason
+            )
+        self.state.embedded += len(written.jobs)
+        self.state.failed.extend(job.record.pin_id for job, _ in written.failed)
+        self.state.last_pin_id = chunk[-1].pin_id
+        self.state.save(self.spath)
+        self.bar.update(len(chunk))
+
+
+async def _fill(fill: _Fill, chunks: Iterator[list[Any]]) -> None:
+    """Encode chunk N+1 while chunk N is written; checkpoints stay in order. On an error the
+    write in flight still finishes (and is checkpointed) before the error propagates."""
+    writing: asyncio.Task[None] | None = None
+    try:
+        for chunk in chunks:
+            encoded = await fill.encode(chunk)
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(fill.write(*encoded))
+    finally:
+        if writing is not None:
+            await writing
+
+
+def _chunks(
+    graph: Any, state: BackfillState, page_size: int, batch_size: int, id_prefix: str
+) -> Iterator[list[Any]]:
+    for page in graph.iter_pins(page_size, id_prefix=id_prefix):
+        todo = [p for p in page if p.pin_id > state.last_pin_id and p.image_uri]
+        for start in range(0, len(todo), batch_size):
+            yield todo[start : start + batch_size]
 
 
 def backfill(
@@ -104,77 +172,119 @@ def backfill(
     switch: bool = True,
     id_prefix: str = "",
     provider: str = "auto",
-    threads: int = 2,
     load_image: Callable[[str], bytes] | None = None,
+    fetch_policy: FetchPolicy | None = None,
     on_switched: Callable[[int], None] | None = None,
     progress: bool = True,
+    encoder: BatchEmbedder | None = None,
 ) -> BackfillReport:
     """Fill pins_v<version> from the graph with the ONNX encoder in `model_dir`.
 
-    `graph` is a graph_store.GraphStore and `vectors` a vector_store.VectorStore (typed loosely
-    to keep this module importable without drivers). `on_switched` runs after the alias moved
-    (e.g. announce the promotion and mark the registry's live version).
+    `graph` is a graph_store.GraphStore and `vectors` a vector_store.VectorStore (from
+    pinclip.factory). Pins go through the worker's embed-and-write path (streams.embedwrite):
+    the same decode, batching, rows and error contract. `encoder` defaults to the model in
+    `model_dir` on `provider`. `on_switched` runs after the alias moved (e.g. announce the
+    promotion and mark the registry's live version). Images are read through the shared fetch
+    path under `fetch_policy` (a `streams.content.FetchPolicy`; the content store under
+    `state_dir` is always readable) unless `load_image` is given. Call it from synchronous code.
     """
-    from encoder.runtime import OnnxEncoder
-    from streams.content import load_image_bytes
-    from vector_store import PinVector
+    return asyncio.run(
+        _backfill(
+            version,
+            model_dir,
+            graph,
+            vectors,
+            state_dir,
+            batch_size,
+            page_size,
+            switch,
+            id_prefix,
+            provider,
+            load_image,
+            fetch_policy,
+            on_switched,
+            progress,
+            encoder,
+        )
+    )
 
-    load = load_image or load_image_bytes
-    encoder = OnnxEncoder.load(model_dir, provider=provider, intra_op_threads=threads)
+
+async def _backfill(
+    version: int,
+    model_dir: Path,
+    graph: Any,
+    vectors: Any,
+    state_dir: Path,
+    batch_size: int,
+    page_size: int,
+    switch: bool,
+    id_prefix: str,
+    provider: str,
+    load_image: Callable[[str], bytes] | None,
+    fetch_policy: FetchPolicy | None,
+    on_switched: Callable[[int], None] | None,
+    progress: bool,
+    encoder: BatchEmbedder | None,
+) -> BackfillReport:
+    from pinclip.factory import Factory, StoreConfig
+    from streams.content import ContentFetcher, FetchPolicy, content_root
+
+    if encoder is None:
+        factory = Factory(StoreConfig(onnx_provider=provider))
+        service = await asyncio.to_thread(factory.encoder_service, model_dir, max_batch=batch_size)
+        encoder = service
     if encoder.version != version:
         raise ValueError(f"{model_dir} holds version {encoder.version}, not {version}")
-    vectors.ensure_version(version)
+    await asyncio.to_thread(vectors.ensure_version, version)
     spath = state_path(state_dir, version, id_prefix)
     state = BackfillState.load(spath, version)
     resumed_from = state.last_pin_id
-    if state.done:
-        log.info("backfill.already_done", version=version)
-    else:
-        log.info("backfill.start", version=version, resume_after=resumed_from or None)
-        total = graph.count_pins(id_prefix=id_prefix)
-        bar = tqdm(
-            total=total, initial=state.embedded + len(state.failed), disable=not progress,
-            file=sys.stderr, desc=f"backfill v{version}", unit="pin",
-        )  # fmt: skip
-        for page in graph.iter_pins(page_size, id_prefix=id_prefix):
-            todo = [p for p in page if p.pin_id > state.last_pin_id]
-            for start in range(0, len(todo), batch_size):
-                chunk = [p for p in todo[start : start + batch_size] if p.image_uri]
-                if not chunk:
-                    continue
-                good, vecs, failed = _embed_batch(encoder, chunk, load)
-                boards = graph.board_ids([p.pin_id for p in good]) if good else {}
-                now = datetime.now(UTC)
-                rows = [
-                    PinVector(
-                        pin_id=p.pin_id,
-                        pin=vecs[i],
-                        model_version=version,
-                        created_at=p.created_at or now,
-                        board_ids=tuple(boards.get(p.pin_id, ())),
-                        is_ad=bool(p.is_ad),
-                    )
-                    for i, p in enumerate(good)
-                ]
-                if rows:
-                    vectors.upsert(version, rows)
-                state.embedded += len(rows)
-                state.failed.extend(failed)
-                state.last_pin_id = chunk[-1].pin_id
-                state.save(spath)
-                bar.update(len(chunk))
-        bar.close()
-        state.done = True
-        state.save(spath)
-    count = vectors.count(version)
+    path = EmbedWritePath(vectors, graph)
+    pool = ThreadPoolExecutor(8, thread_name_prefix="backfill-load")
+    # Inline images live in the content store under the state dir: always readable.
+    fetcher = ContentFetcher((fetch_policy or FetchPolicy()).with_roots(content_root(state_dir)))
+    load: Callable[[str], Awaitable[bytes]] = fetcher.fetch_uri
+    if load_image is not None:
+        given, loop = load_image, asyncio.get_running_loop()
+        load = lambda uri: loop.run_in_executor(pool, given, uri)  # noqa: E731
+    try:
+        if state.done:
+            log.info("backfill.already_done", version=version)
+        else:
+            log.info("backfill.start", version=version, resume_after=resumed_from or None)
+            total = await asyncio.to_thread(graph.count_pins, id_prefix=id_prefix)
+            bar = tqdm(
+                total=total,
+                initial=state.embedded + len(state.failed),
+                disable=not progress,
+                file=sys.stderr,
+                desc=f"backfill v{version}",
+                unit="pin",
+            )
+            fill = _Fill(version, path, encoder, state, spath, bar, load)
+            try:
+                await _fill(fill, _chunks(graph, state, page_size, batch_size, id_prefix))
+            finally:
+                bar.close()
+            state.done = True
+            state.save(spath)
+    finally:
+        await path.close()
+        await encoder.close()
+        await fetcher.aclose()
+        pool.shutdown(wait=False)
+    count = await asyncio.to_thread(vectors.count, version)
     log.info(
-        "backfill.filled", version=version, embedded=state.embedded, failed=len(state.failed),
+        "backfill.filled",
+        version=version,
+        embedded=state.embedded,
+        failed=len(state.failed),
         collection_count=count,
-    )  # fmt: skip
+    )
     switched = False
     if switch:
         # Live writes keep arriving during the fill, so the collection may hold more.
-        vectors.switch_alias(version, expected_count=state.embedded)
+        await asyncio.to_thread(vectors.switch_alias, version, expected_count=state.embedded)
         switched = True
         log.info("backfill.alias_switched", version=version)
         if on_switched is not None:

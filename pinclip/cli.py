@@ -22,12 +22,18 @@ def _register() -> None:
     from pinclip.services.cli import app as services_app
 
     app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+    from pinclip.services.engine_cli import app as engine_app
+
+    app.add_typer(engine_app, name="engine", help="A podman engine with a Docker API (CI).")
     from pinclip.commands_stream import register as register_stream
 
     register_stream(app)  # produce, worker, api
     from pinclip.commands_train import register as register_train
 
     register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
+    from pinclip.commands_compose import register as register_compose
+
+    register_compose(app)  # bootstrap, wait-graph, stream-sample (compose/dev.yml)
     from pinclip.commands_datasets import app as datasets_app
 
     app.add_typer(datasets_app, name="datasets", help="Real evaluation datasets.")
@@ -41,11 +47,20 @@ def demo(
     ),
     rate: float = typer.Option(100.0, help="Events produced per second."),
     keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),
+    gallery: bool = typer.Option(
+        True, help="End by serving the gallery and API until Ctrl-C (--no-gallery: terminal only)."
+    ),
 ) -> None:
     """Local end-to-end run: services, dataset, model, stream, similar pins for new pins."""
     from pinclip.demo import DemoOptions, run_demo
 
-    opts = DemoOptions(pins=pins, train_steps=train_steps, rate=rate, keep_services=keep_services)
+    opts = DemoOptions(
+        pins=pins,
+        train_steps=train_steps,
+        rate=rate,
+        keep_services=keep_services,
+        gallery=gallery,
+    )
     run_demo(get_settings(), opts)
 
 

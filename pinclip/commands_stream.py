@@ -39,23 +39,28 @@ def worker(
     metrics_port: int | None = typer.Option(None, help="Override PINCLIP_METRICS_PORT; 0: none."),
 ) -> None:
     """Run the streaming worker (Faust) until interrupted."""
-    from streams.app import run_worker
+    from pinclip.worker import run
     from streams.config import WorkerConfig
 
     settings = get_settings()
     overrides = {} if metrics_port is None else {"metrics_port": metrics_port or None}
-    run_worker(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
+    run(WorkerConfig.from_settings(settings, **overrides), loglevel=settings.log_level)
 
 
 @app.command()
-def api() -> None:
-    """Serve the query API (similar pins by id, text or image) on PINCLIP_API_HOST:PORT."""
-    import uvicorn
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default PINCLIP_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default PINCLIP_API_PORT)."),
+) -> None:
+    """Serve the query API and the gallery: similar pins by id, text or image.
 
-    from pinclip.api import create_api_from_settings
+    Open http://HOST:PORT/ for the gallery, /docs for the OpenAPI reference.
+    Example: pinclip api --host 0.0.0.0 --port 8080 (set PINCLIP_API_KEY first when exposed).
+    """
+    from pinclip.api.serve import serve
 
     settings = get_settings()
-    uvicorn.run(create_api_from_settings(settings), host=settings.api_host, port=settings.api_port)
+    serve(settings, host or settings.api_host, port if port is not None else settings.api_port)
 
 
 def register(root: typer.Typer) -> None:

@@ -18,26 +18,15 @@ app = typer.Typer(add_completion=False)
 
 
 def _graph(settings: Settings) -> Any:
-    from graph_store import GraphStore
+    from pinclip.factory import Factory
 
-    return GraphStore(
-        settings.neo4j_uri,
-        settings.neo4j_user,
-        settings.neo4j_password.get_secret_value(),
-        settings.neo4j_database,
-    )
+    return Factory.from_settings(settings).graph_store()
 
 
 def _vectors(settings: Settings, dim: int) -> Any:
-    from vector_store import VectorStore
+    from pinclip.factory import Factory
 
-    return VectorStore(
-        settings.milvus_uri,
-        token=settings.milvus_token.get_secret_value(),
-        alias=settings.milvus_alias,
-        dim=dim,
-        consistency=settings.milvus_consistency,
-    )
+    return Factory.from_settings(settings).vector_store(dim)
 
 
 def _publisher(settings: Settings) -> Any:
@@ -224,6 +213,7 @@ def backfill_cmd(
     from encoder.manifest import Manifest
     from pinclip.backfill import backfill
     from pinclip.registry import ModelRegistry
+    from streams.content import FetchPolicy
 
     settings = get_settings()
     registry = ModelRegistry(settings.registry_url)
@@ -247,6 +237,7 @@ def backfill_cmd(
             switch=switch,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            fetch_policy=FetchPolicy.from_settings(settings),
             on_switched=promoted,
         )
     typer.echo(json.dumps(report.__dict__))
@@ -267,6 +258,7 @@ def retrain_cmd(
     from encoder.config import PinClipConfig
     from pinclip.registry import ModelRegistry
     from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once
+    from streams.content import FetchPolicy
     from trainer.config import TrainConfig
     from trainer.promotion import parse_duration
 
@@ -296,15 +288,16 @@ def retrain_cmd(
             state_dir=settings.state_dir,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            fetch_policy=FetchPolicy.from_settings(settings),
         )
         if once:
             outcome = retrain_once(deps, template, work_dir, tolerance)
             typer.echo(f"{outcome.decision.reason}; version={outcome.version}")
             return
         if metrics_port:
-            from prometheus_client import start_http_server
+            from streams.metrics import serve_metrics
 
-            start_http_server(metrics_port)
+            serve_metrics(metrics_port, settings.metrics_host)
         assert every is not None
         retrain_forever(deps, template, work_dir, parse_duration(every), tolerance)
 

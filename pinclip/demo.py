@@ -44,6 +44,7 @@ class DemoOptions:
     examples: int = 3
     keep_services: bool = False
     seed: int = 0
+    gallery: bool = True  # end by serving the API and gallery; False: terminal only (CI)
 
 
 def _step(text: str) -> None:
@@ -233,6 +234,7 @@ def wait_until_ready(worker: Any, timeout_s: float = 120.0) -> None:
 
 def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOptions) -> Any:
     from streams.config import Topics, WorkerConfig
+    from streams.content import FetchPolicy
     from streams.producer import EventProducer
     from streams.runner import StreamProgress, WorkerProcess
 
@@ -246,6 +248,7 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
         milvus_uri=str(milvus_path),
         registry_url=str(root / "registry"),
         state_dir=root / "worker",
+        fetch=FetchPolicy.from_settings(settings).with_roots(str(data_dir.resolve())),
     )
     pins, repins, bad = _events(data_dir, run_tag)
     random.Random(opts.seed).shuffle(pins)
@@ -299,23 +302,16 @@ def stream_pins(root: Path, data_dir: Path, settings: Settings, opts: DemoOption
 
 def show_similar(config: Any, data_dir: Path, opts: DemoOptions) -> None:
     """Brand-new pins (held out of training, no edges then) and their nearest pins."""
-    from streams.models import manifest_dim, version_uri
+    from pinclip.factory import Factory
     from trainer.dataset import read_dataset
     from trainer.split import cold_start_split
-    from vector_store import VectorStore
 
     dataset = read_dataset(data_dir)
     split = cold_start_split(dataset, opts.heldout_fraction, opts.seed)
     by_id = {p.pin_id: p for p in dataset.pins}
     boards = dataset.boards_of()
-    live_dim = manifest_dim(version_uri(config.registry_url, 1))
-    store = VectorStore(
-        config.milvus_uri,
-        alias=config.milvus_alias,
-        dim=live_dim,
-        consistency=config.milvus_consistency,
-        prefix=config.milvus_prefix,
-    )
+    factory = Factory.from_worker_config(config)
+    store = factory.vector_store(factory.registry_dim(1))
     try:
         store.ensure_version(store.live_version() or 1)  # reopened lite collections start released
         for pin_id in split.heldout_pin_ids[: opts.examples]:
@@ -359,6 +355,10 @@ def run_demo(settings: Settings, opts: DemoOptions) -> None:
         )
         _step("5/5 similar pins for brand-new pins (content only, no edges at training time)")
         show_similar(config, data_dir, opts)
+        if opts.gallery:
+            from pinclip.api.serve import serve_gallery_until_interrupted
+
+            serve_gallery_until_interrupted(settings, config)
     finally:
         if not opts.keep_services:
             stop_services(started)

@@ -69,6 +69,7 @@ class RetrainDeps:
     state_dir: Path
     id_prefix: str = ""
     provider: str = "auto"
+    fetch_policy: Any = None  # streams.content.FetchPolicy for the backfill's image reads
 
 
 def _live_recall(
@@ -147,6 +148,7 @@ def retrain_once(
             deps.state_dir,
             id_prefix=deps.id_prefix,
             provider=deps.provider,
+            fetch_policy=deps.fetch_policy,
             on_switched=promoted,
             progress=False,
         )

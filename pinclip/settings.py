@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
 
 
 class Settings(BaseSettings):
@@ -65,11 +68,109 @@ class Settings(BaseSettings):
     max_delay_ms: float = Field(10.0, description="Longest wait to fill an encoder micro-batch.")
 
     # --- worker / API ---------------------------------------------------------------------------
-    max_image_bytes: int = Field(10_000_000, description="Largest image accepted (bytes).")
-    image_fetch_timeout_s: float = Field(5.0, description="Timeout to fetch one image URI.")
+    max_image_bytes: int = Field(
+        10_000_000, description="Largest image accepted (bytes), enforced while streaming."
+    )
+    image_fetch_timeout_s: float = Field(
+        5.0, description="Total deadline to fetch one image URI (DNS + connect + redirects + body)."
+    )
     metrics_port: int = Field(9108, description="Prometheus metrics port of the worker.")
     api_host: str = Field("127.0.0.1", description="Query API bind address.")
     api_port: int = Field(8080, description="Query API port.")
+
+    # --- reliability and trust (docs/RELIABILITY.md) ----------------------------------------------
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="Bind address of the worker's and the retrainer's /metrics (no auth: "
+        "loopback unless a trusted network must scrape it).",
+    )
+
+    # --- image fetch policy (owner: fetch; docs/streams.md "Fetching images") -------------------
+    # Comma-separated lists. Secure by default: http(s) to public addresses only, no local files
+    # except the worker's own content store, no other scheme.
+    fetch_schemes: str = Field(
+        "http,https,file",
+        description="URI schemes an image may be fetched from (also: s3, gs, gcs, az, abfs).",
+    )
+    fetch_file_roots: str = Field(
+        "",
+        description="Directories `file://` image URIs may point into (the content store under "
+        "the state dir is always readable).",
+    )
+    fetch_allow_networks: str = Field(
+        "",
+        description="CIDRs exempt from the address policy, for local development only (e.g. "
+        "`127.0.0.1/32`); cloud-metadata addresses stay refused.",
+    )
+    fetch_allow_hosts: str = Field(
+        "", description="Host names exempt from the address policy (local development only)."
+    )
+    fetch_max_redirects: int = Field(3, description="Redirects followed per image fetch.")
+    fetch_max_concurrency: int = Field(32, description="Image fetches in flight per process.")
+    fetch_threads: int = Field(
+        4, description="Threads in each of the fetcher's own pools (DNS, file reads)."
+    )
+
+    # --- query API (issue 11: pinclip/api) ------------------------------------------------------
+    # Consistency per query type: Strong costs ~400 ms a read on the Milvus 2.3.5 server, Bounded
+    # ~5 ms but may miss a pin written in the last seconds (docs/api.md has the measurements).
+    api_consistency_search: ConsistencyLevel = Field(
+        "Bounded", description="Milvus consistency of text and image searches."
+    )
+    api_consistency_similar: ConsistencyLevel = Field(
+        "Bounded",
+        description="Consistency of similar-by-id (a pin not visible yet is re-read Strong).",
+    )
+    api_consistency_lookup: ConsistencyLevel = Field(
+        "Strong", description="Consistency of GET /pins/{id} (read-your-writes)."
+    )
+    api_max_k: int = Field(100, ge=1, le=1000, description="Largest k a query may ask for.")
+    api_max_text_chars: int = Field(1000, ge=1, description="Longest text query (characters).")
+    api_max_upload_bytes: int = Field(
+        10_000_000, ge=1, description="Largest image upload (Content-Length and streamed bytes)."
+    )
+    api_max_image_queries: int = Field(
+        4, ge=1, description="Image searches decoded at once; more get 429 with Retry-After."
+    )
+    api_key: SecretStr = Field(
+        SecretStr(""), description="API key; set it to require the key on everything but /health."
+    )
+    api_key_header: str = Field("X-API-Key", description="Header that carries the API key.")
+    api_cors_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (empty: CORS off)."
+    )
+    api_store_timeout_s: float = Field(
+        5.0, gt=0, description="Deadline of one Milvus or Neo4j call made by the API."
+    )
+    api_recent_pins: int = Field(
+        24, ge=1, le=500, description="Pins kept for the gallery's recently-embedded strip."
+    )
+    api_live_version_ttl_s: float = Field(
+        1.0, ge=0, description="How long the API reuses the live version it read (0: every query)."
+    )
+
+    # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
+    milvus_prefix: str = Field(
+        "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
+    )
+    batch_max: int = Field(
+        64, description="Most pins per embed-and-write batch (batches grow to it under load)."
+    )
+    decode_workers: int = Field(0, description="Image decode pool size (0: one per core).")
+    decode_processes: bool = Field(
+        False, description="Decode images in processes instead of threads of the worker."
+    )
+    onnx_threads: int = Field(
+        1,
+        description="onnxruntime threads per encoder batch (0: one per core). One core per batch "
+        "was the most CPU-efficient on CPU (docs/BENCHMARKS.md); scale out with workers.",
+    )
+    topic_partitions: int = Field(
+        4, description="Partitions of the pin topics when the worker creates them (max workers)."
+    )
+    topic_replication: int = Field(
+        1, description="Replication factor of the topics the worker creates (3 on a cluster)."
+    )
 
     # --- evaluation datasets (quality) ----------------------------------------------------------
     datasets_dir: Path | None = Field(
@@ -99,6 +200,8 @@ def settings_markdown_table() -> str:
         default = field.default
         if isinstance(default, SecretStr):
             default = "(empty)" if not default.get_secret_value() else "(set)"
+        elif default == "":
+            default = "(empty)"
         lines.append(f"| `PINCLIP_{name.upper()}` | `{default}` | {field.description or ''} |")
     return "\n".join(lines)
 

@@ -12,6 +12,16 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
   batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
 - A graceful stop (SIGTERM) does not wait for in-flight batches (`stream_wait_empty=False`):
   they stay unacked and are replayed by the next worker.
+- An exception that escapes an agent must stop the process. Faust's default agent supervisor
+  (`mode.OneForOneSupervisor`) restarts the crashed actor, which goes on with the records after
+  the unacked batch; `Consumer._new_offset` then commits past the gap when it is one offset wide
+  or the group has nothing committed yet (`if committed_offset:` is false for None and 0), so
+  the failed batch is skipped for good. `agent_supervisor=mode.CrashingSupervisor` makes the
+  crash propagate instead: the app crashes, `Worker.execute_from_commandline` exits 1, and the
+  next start replays from the last commit. An exception in an `app.task` (start-up, the
+  model.updates follower) crashes the app the same way.
+  `tests/integration/test_worker_crash.py` shows both: an agent that raises leaves its offset
+  uncommitted and the process exits non-zero; a restarted worker replays the batch.
 - `model.updates` is a broadcast: every worker must see every update, so it is read by a plain
   aiokafka consumer without a group, from the beginning at each start (updates are idempotent).
 """
@@ -20,30 +30,53 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import faust
+import mode
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams import metrics
+from streams import metrics, stages
 from streams.config import WorkerConfig
-from streams.events import Event
+from streams.errors import ConfigurationError, classify, short_detail
+from streams.events import DeadLetter, Event
+from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
-from streams.worker import BatchOutcome, PinWorker
+from streams.ports import StoreFactory
+from streams.retry import retry_transient
+from streams.worker import BatchOutcome, PinWorker, Submission
 
 log = structlog.get_logger(__name__)
 
 
 def source_record(event: Any) -> SourceRecord:
     message = event.message
-    return SourceRecord(message.topic, message.partition, message.offset, event.value)
+    return SourceRecord(
+        message.topic, message.partition, message.offset, event.value, message.timestamp
+    )
 
 
-def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.App:
-    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them."""
-    worker = worker or PinWorker(config)
+class CommitTimer(faust.Sensor):
+    """Times Faust's offset commits (the `commit` stage of the profile)."""
+
+    def on_commit_initiated(self, consumer: Any) -> Any:
+        return time.perf_counter()
+
+    def on_commit_completed(self, consumer: Any, state: Any) -> None:
+        if isinstance(state, float):
+            stages.record("commit", 0, time.perf_counter() - state)
+
+
+def create_app(
+    config: WorkerConfig, worker: PinWorker | None = None, factory: StoreFactory | None = None
+) -> faust.App:
+    """Build the Faust app and its agents; `app.pin_worker` is the PinWorker behind them
+    (given, or built with `factory`: pinclip.factory.Factory in the application)."""
+    worker = worker or PinWorker(config, factory=factory)
     topics = config.topics
     app = faust.App(
         config.consumer_group,
@@ -55,14 +88,19 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
         store="memory://",
         datadir=str(config.state_dir / "faust"),
         topic_partitions=config.topic_partitions,
+        topic_replication_factor=config.topic_replication,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
         # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
         # they are not acked, so the next worker replays them.
         stream_wait_empty=False,
+        # An escaping exception stops the worker (exit 1) instead of restarting the agent past
+        # its unacked batch (see the module docstring).
+        agent_supervisor=mode.CrashingSupervisor,
     )
     app.pin_worker = worker  # type: ignore[attr-defined]
+    app.sensors.add(CommitTimer())
     created = app.topic(topics.created, value_serializer="raw")
     repinned = app.topic(topics.repinned, value_serializer="raw")
     embedded = app.topic(topics.embedded, value_serializer="raw")
@@ -70,11 +108,14 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
     processed: dict[tuple[str, int], int] = {}  # next offset per partition, for the lag gauge
 
     async def publish(outcome: BatchOutcome) -> None:
-        """Send dead letters and PinEmbedded and wait until Kafka has them (before acking)."""
-        pending = [await _send(dlq, letter.pin_id, letter) for letter in outcome.dead]
-        pending += [await _send(embedded, e.pin_id, e) for e in outcome.embedded]
-        if pending:
-            await asyncio.gather(*pending)
+        """Send dead letters and PinEmbedded and wait until Kafka has them (before acking); a
+        broker outage is retried, the batch stays unacked meanwhile."""
+        sends: list[tuple[Any, str | None, Event]] = [
+            (dlq, letter.pin_id, letter) for letter in outcome.dead
+        ]
+        sends += [(embedded, e.pin_id, e) for e in outcome.embedded]
+        with stages.stage("produce", len(sends), cpu=False):
+            await asyncio.gather(*(deliver(topic, key, event) for topic, key, event in sends))
 
     async def ack_all(stream: Any, events: Iterable[Any]) -> None:
         for event in events:
@@ -84,10 +125,17 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.agent(created)
     async def new_pins(stream: Any) -> None:
-        async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
-            outcome = await worker.handle_new_pins([source_record(e) for e in events])
+        """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
+        and the one before is published and acked — acks stay in order, after the writes."""
+        await worker.ready.wait()
+
+        async def finish(submission: Submission, outcome: BatchOutcome) -> None:
             await publish(outcome)
-            await ack_all(stream, events)
+            await ack_all(stream, submission.token)
+
+        async with worker.new_pin_pipeline(finish) as pipeline:
+            async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
+                await pipeline.submit(Submission([source_record(e) for e in events], events))
 
     @app.agent(repinned)
     async def repins(stream: Any) -> None:
@@ -102,8 +150,12 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
             await topic.maybe_declare()
         await app.topic(topics.model_updates, partitions=1).maybe_declare()
         if config.metrics_port:
-            metrics.serve_metrics(config.metrics_port)
-        await worker.start(ready=False)
+            metrics.serve_metrics(config.metrics_port, config.metrics_host)
+        try:
+            await worker.start(ready=False)  # waits out store outages
+        except Exception as exc:
+            log.error("worker_start_failed", error=short_detail(exc))
+            raise  # crashes the app: exit 1 with that one line as the reason
 
     @app.task
     async def follow_model_updates() -> None:
@@ -143,6 +195,7 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:
+        stages.label_threads()  # per-thread CPU readable from outside, by role
         consumer = app.consumer
         for tp in consumer.assignment():
             if tp.topic not in (topics.created, topics.repinned):
@@ -156,29 +209,63 @@ def create_app(config: WorkerConfig, worker: PinWorker | None = None) -> faust.A
     return app
 
 
-async def _send(topic: Any, key: str | None, event: Event) -> Any:
-    return await topic.send(key=key.encode() if key else None, value=event.to_json_bytes())
+async def _send(topic: Any, key: str | None, value: bytes) -> None:
+    """Send one record and wait until the broker has it."""
+    delivered = await topic.send(key=key.encode() if key else None, value=value)
+    await delivered
 
 
-def run_worker(config: WorkerConfig, loglevel: str = "WARNING") -> None:
-    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop)."""
+async def deliver(topic: Any, key: str | None, event: Event) -> None:
+    """Send with the retry contract: a broker outage is retried until it ends. A dead letter
+    the broker refuses as too large (it cannot be, see pipeline.dead_letter, but it must never
+    block a partition) is sent again without its payload; its length and sha256 remain."""
+    value = event.to_json_bytes()
+    try:
+        await retry_transient(lambda: _send(topic, key, value), sink="kafka")
+    except Exception as exc:
+        if not isinstance(event, DeadLetter) or classify(exc) != "deterministic":
+            raise
+        bare = event.model_copy(update={"payload": "", "payload_truncated": True})
+        await retry_transient(lambda: _send(topic, key, bare.to_json_bytes()), sink="kafka")
+
+
+def run_worker(
+    config: WorkerConfig,
+    loglevel: str = "WARNING",
+    worker: PinWorker | None = None,
+    factory: StoreFactory | None = None,
+) -> None:
+    """Run the worker in this process until SIGINT/SIGTERM (blocks; owns the event loop).
+    Exits 1 when an exception escapes an agent or a task (see the module docstring).
+    `python -m pinclip.worker CONFIG.json` and `pinclip worker` call it with the factory
+    (pinclip.factory) the worker builds its stores and encoders with."""
     from streams.topics import ensure_topics
 
+    try:
+        preflight(config)
+    except ConfigurationError as exc:
+        print(f"pinclip worker: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     ensure_topics(config)  # before subscribing: a missing topic is ignored for minutes
-    app = create_app(config)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.execute_from_commandline()
+    app = create_app(config, worker, factory)
+    runner = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    runner.execute_from_commandline()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """`python -m streams.app CONFIG.json`: a worker from an explicit config file (tests, bench,
-    demo subprocesses); `pinclip worker` is the same from PINCLIP_* settings."""
-    import sys
-    from pathlib import Path
+def preflight(config: WorkerConfig) -> None:
+    """Configuration errors found before Faust starts, so they fail in one line at once. Only
+    what needs no store: an unreachable registry is left to start-up, which waits it out."""
+    try:
+        versions = registry_versions(config.registry_url)
+    except Exception as exc:
+        if classify(exc) == "fatal":
+            raise ConfigurationError(f"registry {config.registry_url!r}: {exc}") from exc
+        return
+    check_start_version(config.registry_url, versions, config.model_version)
 
-    args = sys.argv[1:] if argv is None else argv
-    config = WorkerConfig.from_json(Path(args[0]).read_text(encoding="utf-8"))
-    level = args[1] if len(args) > 1 else "INFO"
+
+def configure_json_logs(level: str) -> None:
+    """structlog as JSON lines (a worker subprocess's log file is read by tests and tools)."""
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -188,8 +275,3 @@ def main(argv: list[str] | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
-    run_worker(config, loglevel="WARNING")
-
-
-if __name__ == "__main__":
-    main()

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pydantic import SecretStr
+
+from streams.content.policy import FetchPolicy
+from streams.content.store import content_root
+
+SECRET_FIELDS = ("neo4j_password", "milvus_token")
 
 
 @dataclass(frozen=True)
@@ -23,19 +31,24 @@ class Topics:
         return cls(*(f"{prefix}.{name}" for name in vars(base).values()))
 
 
+def _no_secret() -> SecretStr:
+    return SecretStr("")
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topics: Topics = field(default_factory=Topics)
     consumer_group: str = "pinclip-worker"
-    topic_partitions: int = 4
+    topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
+    topic_replication: int = 1  # replication factor of the topics the worker creates
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
-    neo4j_password: str = ""
+    neo4j_password: SecretStr = field(default_factory=_no_secret)  # a str is wrapped
     neo4j_database: str = "neo4j"
     milvus_uri: str = "var/milvus.db"
-    milvus_token: str = ""
+    milvus_token: SecretStr = field(default_factory=_no_secret)
     milvus_alias: str = "pins"
     milvus_consistency: str = "Strong"
     milvus_prefix: str = "pins_v"  # collection name prefix (unique per test run)
@@ -43,29 +56,48 @@ class WorkerConfig:
     registry_url: str = "var/registry"
     model_version: int | None = None
     onnx_provider: str = "auto"
+    onnx_threads: int = 1  # onnxruntime intra-op threads per batch; 0: one per core
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
-    batch_max: int = 64  # events per take() batch
-    batch_within_s: float = 0.05  # longest wait to fill a take() batch
-    max_image_bytes: int = 10_000_000
-    image_fetch_timeout_s: float = 5.0
+    batch_max: int = 64  # most pins per embed-and-write batch (and per take() batch)
+    batch_within_s: float = 0.02  # longest wait to fill a take() batch
+    decode_workers: int = 0  # image decode pool size; 0: one per core
+    decode_processes: bool = False  # decode in processes instead of threads
+    max_request_bytes: int = 4 * 1024 * 1024  # largest Milvus upsert request
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
+    metrics_host: str = "127.0.0.1"  # loopback: /metrics is not for the network by default
+
+    def __post_init__(self) -> None:
+        for name in SECRET_FIELDS:  # never a plain str: repr, logs and dumps show "**********"
+            value = getattr(self, name)
+            if not isinstance(value, SecretStr):
+                object.__setattr__(self, name, SecretStr(str(value)))
 
     @property
     def content_root(self) -> str:
-        return str((self.state_dir / "content").resolve())
+        return content_root(self.state_dir)
 
     def to_json(self) -> str:
-        """For starting a worker subprocess: `python -m streams.app CONFIG.json`."""
-        values = {**vars(self), "topics": vars(self.topics), "state_dir": str(self.state_dir)}
+        """For starting a worker subprocess: `python -m pinclip.worker CONFIG.json`. Holds the
+        secrets in clear: write it only with `write_private` (0600) and delete it after use."""
+        values = {
+            **vars(self),
+            "topics": vars(self.topics),
+            "fetch": self.fetch.to_dict(),
+            "state_dir": str(self.state_dir),
+        }
+        for name in SECRET_FIELDS:
+            values[name] = getattr(self, name).get_secret_value()
         return json.dumps(values, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> WorkerConfig:
         values = json.loads(text)
         values["topics"] = Topics(**values["topics"])
+        values["fetch"] = FetchPolicy.from_dict(values.get("fetch", {}))
         values["state_dir"] = Path(values["state_dir"])
         return cls(**values)
 
@@ -82,23 +114,51 @@ class WorkerConfig:
                 settings.topic_dlq,
             ),
             "consumer_group": settings.consumer_group,
+            "topic_partitions": settings.topic_partitions,
+            "topic_replication": settings.topic_replication,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
-            "neo4j_password": settings.neo4j_password.get_secret_value(),
+            "neo4j_password": settings.neo4j_password,
             "neo4j_database": settings.neo4j_database,
             "milvus_uri": settings.milvus_uri,
-            "milvus_token": settings.milvus_token.get_secret_value(),
+            "milvus_token": settings.milvus_token,
             "milvus_alias": settings.milvus_alias,
             "milvus_consistency": settings.milvus_consistency,
+            "milvus_prefix": settings.milvus_prefix,
+            "batch_max": settings.batch_max,
+            "decode_workers": settings.decode_workers,
+            "decode_processes": settings.decode_processes,
             "registry_url": settings.registry_url,
             "model_version": settings.model_version,
             "onnx_provider": settings.onnx_provider,
+            "onnx_threads": settings.onnx_threads,
             "max_batch": settings.max_batch,
             "max_delay_ms": settings.max_delay_ms,
-            "max_image_bytes": settings.max_image_bytes,
-            "image_fetch_timeout_s": settings.image_fetch_timeout_s,
+            "fetch": FetchPolicy.from_settings(settings),
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
+            "metrics_host": settings.metrics_host,
         }
         values.update(overrides)
         return cls(**values)
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write a file only its owner can read (0600 from the first byte: created with that mode,
+    never chmod-ed after the content is there)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return path
+
+
+def without_userinfo(url: str) -> str:
+    """`http://user:secret@host:19530` → `http://host:19530`, for logs (a URI may carry a
+    password even though the token has its own setting)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rsplit('@', 1)[1]}{slash}{path}"

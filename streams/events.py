@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION = 1
 #: Inline images are for small thumbnails and tests; large images belong behind a URI.
@@ -21,7 +21,22 @@ MAX_INLINE_IMAGE_BYTES = 2_000_000
 MAX_INLINE_IMAGE_B64_CHARS = 4 * ((MAX_INLINE_IMAGE_BYTES + 2) // 3)
 IMAGE_URI_SCHEMES = ("file", "s3", "http", "https")
 
-Id = Annotated[str, Field(min_length=1, max_length=128)]
+#: Ids are 1-128 printable characters: no control characters (NUL, newlines, escapes) that would
+#: end up in Neo4j, Milvus, Kafka keys, logs and URLs.
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+def _iso_only(value: object) -> object:
+    """Event times are ISO 8601 strings with a timezone (or datetimes from Python): a bare
+    number would be guessed as seconds or milliseconds since the epoch, so it is refused."""
+    if isinstance(value, (int, float)):
+        raise ValueError("must be an ISO 8601 date-time with a timezone, not a number")
+    return value
+
+
+#: An event's own time (created_at, ts): aware, ISO 8601; the window is checked at parse time
+#: (streams.pipeline.event_time_problem).
+EventTime = Annotated[AwareDatetime, BeforeValidator(_iso_only)]
 
 
 def utc_now() -> datetime:
@@ -61,7 +76,7 @@ class NewPin(Event):
         max_length=MAX_INLINE_IMAGE_B64_CHARS,
         description=f"Inline image, standard base64, at most {MAX_INLINE_IMAGE_BYTES} bytes.",
     )
-    created_at: AwareDatetime
+    created_at: EventTime
     is_ad: bool = False
 
     @model_validator(mode="after")
@@ -88,7 +103,7 @@ class Repin(Event):
     pin_id: Id
     board_id: Id
     user_id: Id
-    ts: AwareDatetime
+    ts: EventTime
 
 
 class ModelUpdate(Event):
@@ -123,7 +138,13 @@ class DeadLetter(Event):
     reason: str = Field(description="Short machine-readable code, e.g. missing_field, timeout.")
     detail: str = ""
     pin_id: str | None = None
-    payload: str = Field(description="The original record value as text (bad bytes escaped).")
+    payload: str = Field(
+        description="The original record value as text (bad bytes escaped), at most its first "
+        "64 KiB: see payload_bytes / payload_sha256 / payload_truncated."
+    )
+    payload_bytes: int = Field(0, description="Length of the original record value, bytes.")
+    payload_sha256: str = Field("", description="sha256 (hex) of the original record value.")
+    payload_truncated: bool = Field(False, description="True when `payload` is only a prefix.")
     failed_at: AwareDatetime = Field(default_factory=utc_now)
 
 

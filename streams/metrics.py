@@ -38,14 +38,16 @@ CONSUMER_LAG = Gauge(
 MODEL_VERSIONS = Gauge("pinclip_model_version", "Loaded model versions (role=live|next).", ["role"])
 
 
-def serve_metrics(port: int) -> bool:
-    """Expose /metrics on `port` (a daemon thread). A taken port is logged, not fatal: losing
-    metrics must not stop the pipeline (e.g. a second worker on one machine)."""
+def serve_metrics(port: int, host: str = "127.0.0.1") -> bool:
+    """Expose /metrics on `host:port` (a daemon thread). Loopback by default: the endpoint has
+    no authentication, so binding anything wider is an explicit setting (PINCLIP_METRICS_HOST).
+    A taken port is logged, not fatal: losing metrics must not stop the pipeline (e.g. a second
+    worker on one machine)."""
     try:
-        start_http_server(port)
+        start_http_server(port, addr=host)
     except OSError as exc:
         structlog.get_logger(__name__).warning(
-            "metrics_port_unavailable", port=port, error=str(exc)
+            "metrics_port_unavailable", host=host, port=port, error=str(exc)
         )
         return False
     return True

@@ -1,32 +1,52 @@
-"""Which model versions the worker serves: registry lookup, manifest check, load/unload.
+"""Which model versions the worker serves: registry lookup, model trust, atomic load/unload.
 
 The registry is a directory (any fsspec URL) of `v<N>/` model directories with `manifest.json`.
-A ModelUpdate carries the manifest's sha256 so a worker never serves a half-copied or different
-model under the announced version.
+A ModelUpdate comes from outside, so it is trusted for nothing but the version it names:
+- it may only name `v<N>` of the *configured* registry (`registry_uri` must be exactly that
+  directory; no other fsspec URL is ever opened);
+- the manifest found there must hash to the announced sha256 and state the announced version and
+  the dimension the collections were built with; every file must match the manifest's hashes;
+- a remote version is downloaded into a cache keyed by that content hash (hex only: no name from
+  outside becomes a path), and only a verified copy is moved into place.
+Applying an update is two steps: `prepare` (verify, load off the event loop — no state change)
+and `commit` (switch the served versions). A failure while preparing leaves the worker exactly
+as it was.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import inspect
 import json
+import posixpath
 import re
+import shutil
+import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
 import structlog
 
+from streams.errors import ConfigurationError, DeterministicError
 from streams.events import ModelUpdate
 from streams.pipeline import ModelPlan, ModelVersions, plan_model_update
+from streams.ports import Embedder
 
 log = structlog.get_logger(__name__)
 _VERSION_DIR = re.compile(r"^v(\d+)$")
+MANIFEST = "manifest.json"
 
 
-class ModelMismatch(Exception):
-    """The model directory does not match the announced manifest hash."""
+class ModelMismatch(DeterministicError):
+    """A ModelUpdate the worker refuses: untrusted location, or a model that does not match
+    what was announced. Dead-lettered (stage `model`); the served versions do not change."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__("model", reason, detail)
 
 
 def version_uri(registry_url: str, version: int) -> str:
@@ -41,20 +61,20 @@ def registry_versions(registry_url: str) -> list[int]:
     found = []
     for entry in fs.ls(root, detail=False):
         match = _VERSION_DIR.match(str(entry).rstrip("/").rsplit("/", 1)[-1])
-        if match and fs.exists(f"{str(entry).rstrip('/')}/manifest.json"):
+        if match and fs.exists(f"{str(entry).rstrip('/')}/{MANIFEST}"):
             found.append(int(match.group(1)))
     return sorted(found)
 
 
 def manifest_sha256(model_uri: str) -> str:
     fs, root = fsspec.core.url_to_fs(model_uri)
-    return hashlib.sha256(fs.cat_file(f"{root.rstrip('/')}/manifest.json")).hexdigest()
+    return hashlib.sha256(fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}")).hexdigest()
 
 
 def manifest_dim(model_uri: str) -> int:
     """Embedding dimension from a model directory's manifest (sizes the Milvus collections)."""
     fs, root = fsspec.core.url_to_fs(model_uri)
-    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/manifest.json"))["dim"])
+    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}"))["dim"])
 
 
 def model_update_for(registry_url: str, version: int, stage: str) -> ModelUpdate:
@@ -70,65 +90,183 @@ def model_update_for(registry_url: str, version: int, stage: str) -> ModelUpdate
     )
 
 
-def local_model_dir(model_uri: str, cache_dir: Path) -> Path:
-    """A local directory with the model: the path itself if local, else a downloaded copy."""
+def check_start_version(registry_url: str, versions: list[int], configured: int | None) -> None:
+    """Fail fast, in one line, when the registry cannot give the worker a start version."""
+    if configured is None and not versions:
+        raise ConfigurationError(
+            f"no model version v<N> with manifest.json in the registry {registry_url!r}: "
+            "train one (`pinclip train`) or set PINCLIP_REGISTRY_URL"
+        )
+    if configured is not None and configured not in versions:
+        raise ConfigurationError(
+            f"PINCLIP_MODEL_VERSION={configured} is not in the registry {registry_url!r} "
+            f"(versions there: {versions})"
+        )
+
+
+# --- trust ----------------------------------------------------------------------------------
+
+
+def _canonical(url: str) -> str:
+    """One spelling per location: `file://` and relative local paths become absolute paths;
+    `.`/`..` segments and trailing slashes are resolved on every URL."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme == "file":
+        local = rest if sep else url
+        return str(Path(posixpath.normpath(str(Path(local).absolute()))))
+    return f"{scheme.lower()}://{posixpath.normpath(rest)}"
+
+
+def trusted_version_uri(registry_url: str, update: ModelUpdate) -> str:
+    """The configured registry's `v<N>` for this update; ModelMismatch if the update names any
+    other location (the worker never opens a URL taken from an event)."""
+    expected = version_uri(registry_url, update.version)
+    if _canonical(update.registry_uri) != _canonical(expected):
+        raise ModelMismatch(
+            "untrusted_registry",
+            f"v{update.version} is only loaded from the configured registry, not from the "
+            "location named in the update",
+        )
+    return expected
+
+
+def verify_model_dir(directory: Path, update: ModelUpdate, dim: int | None) -> None:
+    """The directory is the announced model: manifest sha256, version, dim and file hashes."""
+    raw = (directory / MANIFEST).read_bytes()
+    actual = hashlib.sha256(raw).hexdigest()
+    if actual != update.manifest_sha256:
+        raise ModelMismatch(
+            "manifest_mismatch",
+            f"v{update.version}: manifest sha256 {actual} != announced {update.manifest_sha256}",
+        )
+    try:
+        manifest = json.loads(raw)
+        version, found_dim = int(manifest["version"]), int(manifest["dim"])
+        files = dict(manifest.get("files", {}))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ModelMismatch("bad_manifest", f"v{update.version}: {type(exc).__name__}") from exc
+    if version != update.version:
+        raise ModelMismatch("version_mismatch", f"manifest says v{version}, not v{update.version}")
+    if dim is not None and found_dim != dim:
+        raise ModelMismatch("dim_mismatch", f"v{version} has dim {found_dim}, collections {dim}")
+    bad = [name for name, digest in sorted(files.items()) if not _file_ok(directory, name, digest)]
+    if bad:
+        raise ModelMismatch("corrupt_model", f"v{version}: {len(bad)} file(s) differ: {bad[:3]}")
+
+
+def _file_ok(directory: Path, name: str, digest: str) -> bool:
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts:
+        return False  # a manifest may not point outside its directory
+    path = directory / relative
+    if not path.is_file():
+        return False
+    from encoder.manifest import sha256_file
+
+    return sha256_file(path) == digest
+
+
+def local_model_dir(model_uri: str, cache_dir: Path, sha256: str | None = None) -> Path:
+    """A local directory with the model: the path itself if local, else a copy in
+    `cache_dir/<sha256 of its manifest>` — downloaded beside it, moved in only once its manifest
+    hashes to `sha256` (when given), so the cache never holds a model under a wrong key."""
     fs, root = fsspec.core.url_to_fs(model_uri)
     if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
         return Path(root)
-    target = cache_dir / Path(root.rstrip("/")).name
-    if not (target / "manifest.json").exists():
-        fs.get(root.rstrip("/") + "/", str(target), recursive=True)
+    root = root.rstrip("/")
+    digest = sha256 or hashlib.sha256(fs.cat_file(f"{root}/{MANIFEST}")).hexdigest()
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ModelMismatch("bad_manifest", "manifest sha256 must be 64 hex digits")
+    target = cache_dir / digest
+    if (target / MANIFEST).exists():
+        return target
+    partial = cache_dir / f".partial-{digest}-{uuid.uuid4().hex}"
+    try:
+        fs.get(f"{root}/", str(partial), recursive=True)
+        got = hashlib.sha256((partial / MANIFEST).read_bytes()).hexdigest()
+        if got != digest:
+            raise ModelMismatch("manifest_mismatch", f"downloaded manifest sha256 {got}")
+        if not target.exists():
+            partial.rename(target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
     return target
 
 
-Loader = Callable[[Path], Any]
+# --- the served versions ------------------------------------------------------------------
 
 
-async def _maybe_await(value: Any) -> Any:
-    return await value if inspect.isawaitable(value) else value
+Loader = Callable[[Path], Any]  # returns an Embedder (or an awaitable of one)
+
+
+@dataclass
+class PreparedUpdate:
+    """A verified, loaded model update that has not changed anything yet."""
+
+    update: ModelUpdate
+    plan: ModelPlan
+    service: Embedder | None = None  # the loaded encoder of `plan.load`, if any
 
 
 class ModelSet:
     """The encoders the worker holds: the live one and, during a transition, the next one."""
 
-    def __init__(self, loader: Loader, cache_dir: Path) -> None:
+    def __init__(self, loader: Loader, cache_dir: Path, registry_url: str) -> None:
         self._loader = loader
         self._cache_dir = cache_dir
+        self.registry_url = registry_url  # the only place models are loaded from
+        self.dim: int | None = None  # set at start: the dimension of the collections
         self.state = ModelVersions()
-        self._services: dict[int, Any] = {}
+        self._services: dict[int, Embedder] = {}
+        self._digests: dict[int, str] = {}
         self.on_change: list[Callable[[ModelVersions], Awaitable[None] | None]] = []
 
-    def service(self, version: int) -> Any:
+    def service(self, version: int) -> Embedder:
         return self._services[version]
 
     def targets(self) -> tuple[int, ...]:
         return self.state.write_targets()
 
-    async def start(self, version: int, model_uri: str) -> None:
-        self._services[version] = await self._load(model_uri)
+    async def start(self, version: int) -> None:
+        """Load the start version (picked by the worker from its own registry and the alias)."""
+        uri = version_uri(self.registry_url, version)
+        directory = await asyncio.to_thread(local_model_dir, uri, self._cache_dir)
+        self._services[version] = await self._load(directory)
         self.state = ModelVersions(live=version)
-        log.info("model_started", version=version, uri=model_uri)
+        log.info("model_started", version=version)
 
-    async def apply(self, update: ModelUpdate) -> ModelPlan:
-        """Load/unload per the dual-write rule; the new state is set only once loading worked."""
+    async def prepare(self, update: ModelUpdate) -> PreparedUpdate:
+        """Verify and load what `update` needs — off the event loop, changing nothing."""
         plan = plan_model_update(self.state, update)
         if plan.ignored:
-            log.info(
-                "model_update_ignored", version=update.version, stage=update.stage, why=plan.ignored
-            )
+            return PreparedUpdate(update, plan)
+        uri = trusted_version_uri(self.registry_url, update)
+        if plan.load is None:  # promoting the loaded candidate: it must be the same model
+            if self._digests.get(update.version) != update.manifest_sha256:
+                raise ModelMismatch("manifest_mismatch", f"v{update.version} != loaded candidate")
+            return PreparedUpdate(update, plan)
+        directory = await asyncio.to_thread(self._fetch_verified, uri, update)
+        return PreparedUpdate(update, plan, await self._load(directory))
+
+    def _fetch_verified(self, uri: str, update: ModelUpdate) -> Path:
+        directory = local_model_dir(uri, self._cache_dir, update.manifest_sha256)
+        verify_model_dir(directory, update, self.dim)
+        return directory
+
+    async def commit(self, prepared: PreparedUpdate) -> ModelPlan:
+        """Switch to the prepared state (no I/O but closing what is unloaded)."""
+        plan, update = prepared.plan, prepared.update
+        if plan.ignored:
+            log.info("model_update_ignored", version=update.version, why=plan.ignored)
             return plan
         if plan.load is not None:
-            actual = manifest_sha256(update.registry_uri)
-            if actual != update.manifest_sha256:
-                raise ModelMismatch(
-                    f"v{update.version}: manifest sha256 {actual} "
-                    f"!= announced {update.manifest_sha256}"
-                )
-            self._services[plan.load] = await self._load(update.registry_uri)
+            assert prepared.service is not None, "a plan that loads comes with its service"
+            self._services[plan.load] = prepared.service
+            self._digests[plan.load] = update.manifest_sha256
         self.state = plan.state
         for version in plan.unload:
-            service = self._services.pop(version, None)
-            await _close(service)
+            self._digests.pop(version, None)
+            await _close(self._services.pop(version, None))
         log.info(
             "model_update_applied",
             version=update.version,
@@ -141,9 +279,16 @@ class ModelSet:
             await _maybe_await(callback(self.state))
         return plan
 
-    async def _load(self, model_uri: str) -> Any:
-        directory = local_model_dir(model_uri, self._cache_dir)
-        return await _maybe_await(self._loader(directory))
+    async def discard(self, prepared: PreparedUpdate) -> None:
+        """Drop a prepared update that will not be committed."""
+        await _close(prepared.service)
+
+    async def apply(self, update: ModelUpdate) -> ModelPlan:
+        """prepare + commit (for callers without a store to prepare in between)."""
+        return await self.commit(await self.prepare(update))
+
+    async def _load(self, directory: Path) -> Embedder:
+        return await _maybe_await(await asyncio.to_thread(self._loader, directory))
 
     async def close(self) -> None:
         for service in self._services.values():
@@ -151,7 +296,13 @@ class ModelSet:
         self._services.clear()
 
 
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
 async def _close(service: Any) -> None:
+    if service is None:
+        return
     for name in ("aclose", "close", "stop"):
         method = getattr(service, name, None)
         if method is not None:

@@ -1,28 +1,27 @@
 """The worker's domain logic, free of I/O so it is unit-tested without Kafka or stores.
 
 Agents in `streams.app` only move bytes: they hand raw records here, get back good events and
-dead letters, call the stores with the write plans built here, and ack. The rules that matter
-for correctness live here: per-item isolation, idempotent write plans, the retry policy and the
-dual-write rule during a model transition.
+dead letters, call the stores (new pins through `streams.embedwrite`, the one embed-and-write
+path), and ack. The rules that matter for correctness live here: per-item isolation, the repin
+write plan, the retry policy and the dual-write rule during a model transition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+import hashlib
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Generic, TypeVar
 
-import numpy as np
 from pydantic import ValidationError
 
+from streams.errors import DeterministicError
 from streams.events import (
     DeadLetter,
     DeadLetterStage,
     Event,
     ModelUpdate,
-    NewPin,
-    PinEmbedded,
     Repin,
     utc_now,
 )
@@ -42,6 +41,7 @@ class SourceRecord:
     partition: int
     offset: int
     value: bytes | None
+    timestamp: float | None = None  # broker/producer time, epoch seconds (for the poll stage)
 
 
 @dataclass(frozen=True)
@@ -50,11 +50,25 @@ class Accepted(Generic[E]):
     event: E
 
 
+#: A dead letter keeps at most this many bytes of the original record (plus its length and
+#: sha256). Escaping can grow undecodable bytes ~6x in JSON, so a letter stays far below
+#: Kafka's default 1 MB producer limit whatever the record was.
+MAX_DEAD_LETTER_PAYLOAD_BYTES = 64 * 1024
+#: A dead letter's `detail` is a short human hint, never a second payload.
+MAX_DEAD_LETTER_DETAIL_CHARS = 2_000
+#: Event times outside [EARLIEST_EVENT_TIME, now + MAX_EVENT_TIME_AHEAD] are refused at parse
+#: time: they cannot be stored in every sink (Milvus keeps epoch milliseconds, conversions to
+#: UTC overflow near year 1 and 9999) and would make freshness meaningless.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_EVENT_TIME_AHEAD = timedelta(days=1)
+
+
 def payload_text(value: bytes | None) -> str:
-    """The original payload as text; undecodable bytes are escaped, never lost."""
+    """The original payload (its first MAX_DEAD_LETTER_PAYLOAD_BYTES) as text; undecodable
+    bytes are escaped, never lost."""
     if value is None:
         return ""
-    return value.decode("utf-8", errors="backslashreplace")
+    return value[:MAX_DEAD_LETTER_PAYLOAD_BYTES].decode("utf-8", errors="backslashreplace")
 
 
 def dead_letter(
@@ -64,16 +78,42 @@ def dead_letter(
     detail: str = "",
     pin_id: str | None = None,
 ) -> DeadLetter:
+    """The dead letter of one record: where it came from, why, and its payload — capped, with
+    the original length and sha256 so the full record can be found and verified in the topic."""
+    value = record.value or b""
     return DeadLetter(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         stage=stage,
         reason=reason,
-        detail=detail[:2_000],
+        detail=detail[:MAX_DEAD_LETTER_DETAIL_CHARS],
         pin_id=pin_id,
         payload=payload_text(record.value),
+        payload_bytes=len(value),
+        payload_sha256=hashlib.sha256(value).hexdigest(),
+        payload_truncated=len(value) > MAX_DEAD_LETTER_PAYLOAD_BYTES,
     )
+
+
+def rejected(record: SourceRecord, why: DeterministicError, pin_id: str | None) -> DeadLetter:
+    """The dead letter of a record whose event failed deterministically (see streams.errors)."""
+    return dead_letter(record, why.stage, why.reason, why.detail, pin_id)
+
+
+def event_time_problem(event: Event, now: datetime) -> str | None:
+    """Why an event's timestamps are outside the sane window, or None if they are fine."""
+    latest = now + MAX_EVENT_TIME_AHEAD
+    for name, value in event:
+        if not isinstance(value, datetime):
+            continue
+        try:
+            moment = value.astimezone(UTC)
+        except (OverflowError, ValueError):
+            return f"{name}: cannot be converted to UTC"
+        if not EARLIEST_EVENT_TIME <= moment <= latest:
+            return f"{name}: {moment.isoformat()} is outside [{EARLIEST_EVENT_TIME.date()}, now+1d]"
+    return None
 
 
 def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
@@ -94,9 +134,10 @@ def schema_error_reason(exc: ValidationError) -> tuple[DeadLetterStage, str]:
 
 
 def parse_records(
-    records: Iterable[SourceRecord], model: type[E]
+    records: Iterable[SourceRecord], model: type[E], now: datetime | None = None
 ) -> tuple[list[Accepted[E]], list[DeadLetter]]:
     """Validate each record on its own: a bad one becomes a dead letter, the others go on."""
+    now = now or utc_now()
     accepted: list[Accepted[E]] = []
     dead: list[DeadLetter] = []
     for record in records:
@@ -104,10 +145,17 @@ def parse_records(
             dead.append(dead_letter(record, "parse", "empty_value"))
             continue
         try:
-            accepted.append(Accepted(record, model.model_validate_json(record.value)))
+            event = model.model_validate_json(record.value)
         except ValidationError as exc:
             stage, reason = schema_error_reason(exc)
             dead.append(dead_letter(record, stage, reason, _short_errors(exc)))
+            continue
+        problem = event_time_problem(event, now)
+        if problem is not None:
+            pin_id = getattr(event, "pin_id", None)
+            dead.append(dead_letter(record, "schema", "timestamp_out_of_range", problem, pin_id))
+            continue
+        accepted.append(Accepted(record, event))
     return accepted, dead
 
 
@@ -127,94 +175,7 @@ def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable]) -> list[T]:
     return list(latest.values())
 
 
-# --- encoding results --------------------------------------------------------------------------
-
-
-class Embedding(Protocol):
-    """What the encoder returns per pin (encoder.service.PinEmbedding satisfies it)."""
-
-    @property
-    def pin(self) -> Any: ...
-    @property
-    def image(self) -> Any: ...
-    @property
-    def text(self) -> Any: ...
-
-
-@dataclass(frozen=True)
-class ReadyPin:
-    """A pin whose image was fetched and stored; `image_uri` is where it can be re-read."""
-
-    accepted: Accepted[NewPin]
-    image: bytes
-    image_uri: str
-
-
-@dataclass(frozen=True)
-class EmbeddedPin:
-    pin: NewPin
-    image_uri: str
-    vectors: Mapping[int, Embedding]  # model version → embedding
-    record: SourceRecord
-
-
-def split_failures(
-    items: Sequence[T], results: Sequence[Any], is_failure: Callable[[Any], bool]
-) -> tuple[list[tuple[T, Any]], list[tuple[T, Any]]]:
-    """Pair items with results and split into (ok, failed), keeping order."""
-    ok: list[tuple[T, Any]] = []
-    failed: list[tuple[T, Any]] = []
-    for item, result in zip(items, results, strict=True):
-        (failed if is_failure(result) else ok).append((item, result))
-    return ok, failed
-
-
-def encode_failure(exc: BaseException) -> tuple[DeadLetterStage, str]:
-    """A rejected image (has `.reason`, e.g. ImageRejected) is `decode`; anything else `encode`."""
-    reason = getattr(exc, "reason", None)
-    if isinstance(reason, str):
-        return "decode", reason
-    return "encode", type(exc).__name__
-
-
-def combine_embeddings(
-    ready: Sequence[ReadyPin], results_by_version: Mapping[int, Sequence[Any]]
-) -> tuple[list[EmbeddedPin], list[DeadLetter]]:
-    """A pin is written only if every target version embedded it, else it is dead-lettered."""
-    embedded: list[EmbeddedPin] = []
-    dead: list[DeadLetter] = []
-    for index, item in enumerate(ready):
-        vectors: dict[int, Embedding] = {}
-        failure: BaseException | None = None
-        for version, results in results_by_version.items():
-            result = results[index]
-            if isinstance(result, BaseException):
-                failure = result
-                break
-            vectors[version] = result
-        pin = item.accepted.event
-        if failure is not None:
-            stage, reason = encode_failure(failure)
-            dead.append(
-                dead_letter(item.accepted.record, stage, reason, str(failure), pin_id=pin.pin_id)
-            )
-        else:
-            embedded.append(EmbeddedPin(pin, item.image_uri, vectors, item.accepted.record))
-    return embedded, dead
-
-
-# --- write plans (store-neutral; streams.sinks maps them onto the store APIs) -----------------
-
-
-@dataclass(frozen=True)
-class PinNodeWrite:
-    pin_id: str
-    title: str
-    description: str
-    image_uri: str
-    created_at: datetime
-    user_id: str
-    is_ad: bool
+# --- repin write plans (store-neutral: mapped onto graph_store.Save by the worker) ------------
 
 
 @dataclass(frozen=True)
@@ -225,78 +186,13 @@ class SaveWrite:
     ts: datetime
 
 
-@dataclass(frozen=True)
-class VectorWrite:
-    pin_id: str
-    pin: list[float]
-    model_version: int
-    created_at: datetime
-    board_ids: tuple[str, ...]
-    is_ad: bool
-
-
-@dataclass
-class PinWritePlan:
-    nodes: list[PinNodeWrite] = field(default_factory=list)
-    saves: list[SaveWrite] = field(default_factory=list)
-    vectors: dict[int, list[VectorWrite]] = field(default_factory=dict)
-
-
-def _as_list(vector: Any) -> list[float]:
-    return np.asarray(vector, dtype=np.float32).reshape(-1).tolist()  # type: ignore[no-any-return]
-
-
-def plan_pin_writes(pins: Sequence[EmbeddedPin]) -> PinWritePlan:
-    """Node + its first SAVED_TO edge in Neo4j, one row per version in Milvus; all idempotent."""
-    plan = PinWritePlan()
-    for item in pins:
-        pin = item.pin
-        plan.nodes.append(
-            PinNodeWrite(
-                pin.pin_id,
-                pin.title,
-                pin.description,
-                item.image_uri,
-                pin.created_at,
-                pin.user_id,
-                pin.is_ad,
-            )
-        )
-        plan.saves.append(SaveWrite(pin.pin_id, pin.board_id, pin.user_id, pin.created_at))
-        for version, emb in item.vectors.items():
-            plan.vectors.setdefault(version, []).append(
-                VectorWrite(
-                    pin_id=pin.pin_id,
-                    pin=_as_list(emb.pin),
-                    model_version=version,
-                    created_at=pin.created_at,
-                    board_ids=(pin.board_id,),
-                    is_ad=pin.is_ad,
-                )
-            )
-    return plan
-
-
 def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
-    """One save per (pin, board) per batch; MERGE makes replays harmless."""
-    unique = latest_per_key(repins, key=lambda a: (a.event.pin_id, a.event.board_id))
+    """Every save of the batch, repeats included: the graph store coalesces them per edge
+    (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
+    would lose. MERGE makes replays harmless."""
     return [
-        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in unique
+        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
     ]
-
-
-def pin_embedded_event(
-    pin: NewPin, versions: Iterable[int], embedded_at: datetime | None = None
-) -> PinEmbedded:
-    embedded_at = embedded_at or utc_now()
-    latency_ms = (embedded_at - pin.created_at).total_seconds() * 1000.0
-    return PinEmbedded(
-        pin_id=pin.pin_id,
-        model_versions=sorted(versions),
-        created_at=pin.created_at,
-        embedded_at=embedded_at,
-        latency_ms=latency_ms,
-    )
 
 
 # --- model versions and the dual-write rule ----------------------------------------------------

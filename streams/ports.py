@@ -9,7 +9,8 @@ deterministic).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -33,6 +34,9 @@ class GraphSink(Protocol):
     def ensure_schema(self) -> None: ...
     def upsert_pins(self, pins: Sequence[Any]) -> int: ...
     def add_saves(self, saves: Sequence[Any]) -> int: ...
+    def write_batch(
+        self, pins: Sequence[Any], saves: Sequence[Any] = ()
+    ) -> dict[str, list[str]]: ...  # one transaction; returns each pin's boards
     def close(self) -> None: ...
 
 
@@ -57,5 +61,33 @@ class Embedder(Protocol):
     def version(self) -> int: ...
     @property
     def dim(self) -> int: ...
+    async def embed(self, content: Any) -> Embedding: ...
     async def embed_many(self, contents: list[Any]) -> Sequence[Embedding | Exception]: ...
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchEmbedder(Protocol):
+    """One loaded model version fed whole, pre-decoded batches (the embed-and-write path's view
+    of encoder.service.EncoderService)."""
+
+    @property
+    def version(self) -> int: ...
+    @property
+    def dim(self) -> int: ...
+    @property
+    def preprocess_key(self) -> Hashable: ...  # equal keys: the same pixels, decode once
+    def image_preprocessor(self) -> Any: ...  # picklable; .load(bytes) -> float32 [3,S,S]
+    async def embed_pixels(
+        self, pixels: np.ndarray, titles: list[str], descriptions: list[str]
+    ) -> np.ndarray: ...  # pin vectors float32 [B,D]
+    async def close(self) -> None: ...
+
+
+class StoreFactory(Protocol):
+    """Builds the stores and encoders from settings (pinclip.factory.Factory satisfies it): the
+    worker is handed one and calls it once it knows the model's dimension."""
+
+    def vector_store(self, dim: int | None = None) -> VectorSink: ...
+    def graph_store(self) -> GraphSink: ...
+    def encoder_service(self, model_dir: Path) -> BatchEmbedder: ...

@@ -11,27 +11,36 @@ For the demo, the e2e test and the benchmark:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 from kafka import KafkaConsumer, TopicPartition
 
-from streams.config import WorkerConfig
+from streams.config import WorkerConfig, write_private
 from streams.events import DeadLetter, PinEmbedded
 
 
 class WorkerProcess:
-    """`python -m streams.app CONFIG.json` as a child process (its own event loop and signals)."""
+    """A worker as a child process (its own event loop and signals): the application's entry
+    point, `python -m pinclip.worker CONFIG.json`, which builds the stores with its factory."""
 
-    def __init__(self, config: WorkerConfig, log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: WorkerConfig,
+        log_path: Path | None = None,
+        command: Sequence[str] = (sys.executable, "-m", "pinclip.worker"),
+    ) -> None:
+        """`command` + CONFIG.json is what runs (a test may run its own script instead)."""
         self.config = config
+        self.command = tuple(command)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.config_path = config.state_dir / f"worker-{config.consumer_group}.json"
         self.log_path = log_path or config.state_dir / f"worker-{config.consumer_group}.log"
@@ -39,10 +48,11 @@ class WorkerProcess:
         self._log: IO[bytes] | None = None
 
     def start(self) -> WorkerProcess:
-        self.config_path.write_text(self.config.to_json(), encoding="utf-8")
+        # The config holds the store credentials: owner-only, and deleted when the worker ends.
+        write_private(self.config_path, self.config.to_json())
         self._log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.app", str(self.config_path)],
+            [*self.command, str(self.config_path)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -63,8 +73,7 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._log is not None:
-            self._log.close()
+        self._cleanup()
         return self.process.returncode
 
     def kill(self) -> None:
@@ -72,6 +81,43 @@ class WorkerProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        self._cleanup()
+
+    def wait(self, timeout_s: float) -> int | None:
+        """Wait for the worker to exit by itself; its exit status, or None if it still runs."""
+        if self.process is None:
+            return None
+        try:
+            code = self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self._cleanup()
+        return code
+
+    def wait_logged(self, event: str, timeout_s: float, **fields: Any) -> dict[str, Any]:
+        """The first JSON log line of `event` whose fields include `fields` (e.g.
+        `wait_logged("model_update_applied", 60, version=2)`: the worker applied the update).
+        AssertionError if the worker exits or nothing matches within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if f'"{event}"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == event and fields.items() <= record.items():
+                    return dict(record)
+            assert self.alive(), f"the worker exited before logging {event} {fields}"
+            time.sleep(0.2)
+        raise AssertionError(f"the worker did not log {event} {fields} within {timeout_s}s")
+
+    def _cleanup(self) -> None:
+        self.config_path.unlink(missing_ok=True)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

@@ -43,7 +43,7 @@ def ensure_topics(config: WorkerConfig, timeout_s: float = 120.0) -> list[str]:
     try:
         existing = set(admin.list_topics())
         missing = [
-            NewTopic(name, partitions, replication_factor=1)
+            NewTopic(name, partitions, replication_factor=config.topic_replication)
             for name, partitions in wanted_topics(config).items()
             if name not in existing
         ]

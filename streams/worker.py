@@ -2,63 +2,54 @@
 
 One method per input stream, each taking a batch of raw records and returning what to emit
 (PinEmbedded events, dead letters). It never acks: the agent acks a batch only after the method
-returned, i.e. after Milvus and Neo4j accepted every write of the batch.
-A lock makes each batch atomic with respect to model swaps, so a batch is written either to the
-old targets or to the new ones — never half of each.
+returned, i.e. after Milvus and Neo4j accepted every write of the batch. New pins go through
+`streams.new_pins` (the one embed-and-write path, pipelined by the agent).
+A gate (`streams.pipelining.SwapGate`) makes each batch atomic with respect to model swaps, so
+a batch is written either to the old targets or to the new ones — never half of each.
+
+The stores and encoders come from a `StoreFactory` (pinclip.factory.Factory in the
+application); tests may hand in stores and an encoder loader instead.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
 
 from streams import metrics
-from streams.config import WorkerConfig
-from streams.content import ContentError, ContentFetcher, ContentStore
-from streams.events import DeadLetter, ModelUpdate, NewPin, PinEmbedded, Repin, utc_now
-from streams.models import ModelSet, manifest_dim, registry_versions, version_uri
+from streams.config import WorkerConfig, without_userinfo
+from streams.content import ContentFetcher, ContentStore
+from streams.decode import Decoder
+from streams.embedwrite import EmbedWritePath
+from streams.errors import as_deterministic, classify
+from streams.events import ModelUpdate, Repin
+from streams.models import (
+    ModelSet,
+    check_start_version,
+    manifest_dim,
+    registry_versions,
+    version_uri,
+)
+from streams.new_pins import BatchOutcome, NewPinHandler, Submission
 from streams.pipeline import (
-    ReadyPin,
     RetryPolicy,
     SourceRecord,
-    combine_embeddings,
-    dead_letter,
-    latest_per_key,
     parse_records,
-    pin_embedded_event,
-    plan_pin_writes,
     plan_repin_writes,
+    rejected,
 )
-from streams.sinks import StoreWriter
+from streams.pipelining import StagedPipeline, SwapGate
+from streams.ports import GraphSink, StoreFactory, VectorSink
+from streams.retry import retry_blocking, retry_transient
 
 log = structlog.get_logger(__name__)
 
-
-@dataclass
-class BatchOutcome:
-    embedded: list[PinEmbedded] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
-
-
-def _load_encoder(config: WorkerConfig) -> Any:
-    def load(directory: Path) -> Any:
-        from encoder.service import EncoderService
-
-        return EncoderService.load(
-            directory,
-            max_batch=config.max_batch,
-            max_delay_ms=config.max_delay_ms,
-            provider=config.onnx_provider,
-        )
-
-    return load
+__all__ = ["BatchOutcome", "PinWorker", "Submission"]
 
 
 class PinWorker:
@@ -68,23 +59,30 @@ class PinWorker:
         self,
         config: WorkerConfig,
         *,
-        vector_store: Any = None,
-        graph_store: Any = None,
-        encoder_loader: Any = None,
+        factory: StoreFactory | None = None,
+        vector_store: VectorSink | None = None,
+        graph_store: GraphSink | None = None,
+        encoder_loader: Callable[[Path], Any] | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
         self.config = config
+        self.factory = factory
         self._vector_store = vector_store
         self._graph_store = graph_store
+        if encoder_loader is None:
+            encoder_loader = factory.encoder_service if factory is not None else _no_loader
         self.models = ModelSet(
-            encoder_loader or _load_encoder(config), config.state_dir / "model-cache"
+            encoder_loader,
+            config.state_dir / "model-cache",
+            config.registry_url,
         )
         self.retry = retry or RetryPolicy()
-        self.fetcher = ContentFetcher(config.max_image_bytes, config.image_fetch_timeout_s)
+        self.fetcher = ContentFetcher(config.fetch.with_roots(config.content_root))
         self.content = ContentStore(config.content_root)
         self.started = asyncio.Event()  # stores connected, start version loaded
         self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
-        self._swap_lock = asyncio.Lock()
+        self._swap_lock = SwapGate()  # `async with` = a swap; batches enter/leave it
+        self.new_pins: NewPinHandler | None = None  # once started (needs the stores)
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # for live progress
         self.counts = {"pins_in": 0, "repins_in": 0, "embedded": 0, "dead": 0}
 
@@ -96,66 +94,55 @@ class PinWorker:
         `ready=False` leaves the pin handlers closed until the caller has replayed
         model.updates (the app does), so no pin is written before a pending candidate is loaded.
         """
-        attempt = 0
-        while True:
-            try:
-                await self._start_once()
-                if ready:
-                    self.ready.set()
-                return
-            except (ValueError, RuntimeError):
-                raise  # a configuration problem, not an outage
-            except Exception as exc:
-                attempt += 1
-                delay = self.retry.delay(attempt)
-                log.warning(
-                    "worker_start_retrying",
-                    attempt=attempt,
-                    retry_in_s=delay,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-                await asyncio.sleep(delay)
+        await retry_transient(self._start_once, sink="startup", policy=self.retry)
+        if ready:
+            self.ready.set()
 
     async def _start_once(self) -> None:
         cfg = self.config
         versions = await asyncio.to_thread(registry_versions, cfg.registry_url)
-        if cfg.model_version is None and not versions:
-            raise RuntimeError(f"no model version v<N> with manifest.json in {cfg.registry_url!r}")
+        check_start_version(cfg.registry_url, versions, cfg.model_version)
         probe = cfg.model_version or versions[-1]
-        dim = manifest_dim(version_uri(cfg.registry_url, probe))
-        if self._vector_store is None:
-            from vector_store import VectorStore
-
-            self._vector_store = VectorStore(
-                cfg.milvus_uri,
-                cfg.milvus_token,
-                cfg.milvus_alias,
-                dim,
-                cfg.milvus_consistency,
-                prefix=cfg.milvus_prefix,
-            )
-        if self._graph_store is None:
-            from graph_store import GraphStore
-
-            self._graph_store = GraphStore(
-                cfg.neo4j_uri, cfg.neo4j_user, cfg.neo4j_password, cfg.neo4j_database
-            )
+        dim = await asyncio.to_thread(manifest_dim, version_uri(cfg.registry_url, probe))
+        self.models.dim = dim
+        if self._vector_store is None or self._graph_store is None:
+            if self.factory is None:
+                raise ValueError("PinWorker needs a store factory or both stores")
+            self._vector_store = self._vector_store or self.factory.vector_store(dim)
+            self._graph_store = self._graph_store or self.factory.graph_store()
         await asyncio.to_thread(self._graph_store.ensure_schema)
         live = await asyncio.to_thread(self._vector_store.live_version)
         # The alias wins over "newest in registry": a newer version may be a candidate whose
         # backfill is still running; model.updates (replayed at start) brings it in as `next`.
         version = cfg.model_version or live or versions[-1]
         if self.models.state.live != version:
-            await self.models.start(version, version_uri(cfg.registry_url, version))
+            await self.models.start(version)
         await asyncio.to_thread(self._vector_store.ensure_version, version)
         if live is None:  # a fresh system: an empty collection is complete, make it live
             await asyncio.to_thread(self._vector_store.switch_alias, version)
-        self.writer = StoreWriter(self._vector_store, self._graph_store, self.retry)
+        self.path = EmbedWritePath(
+            self._vector_store,
+            self._graph_store,
+            decoder=Decoder(cfg.decode_workers, processes=cfg.decode_processes),
+            policy=self.retry,
+            max_request_bytes=cfg.max_request_bytes,
+        )
+        self.new_pins = NewPinHandler(
+            self.path,
+            self.models,
+            self.fetcher,
+            self.content,
+            self._swap_lock,
+            cfg.milvus_consistency,
+            self.retry,
+        )
         metrics.MODEL_VERSIONS.labels("live").set(version)
         self.started.set()
-        log.info("worker_started", model_version=version, milvus=cfg.milvus_uri)
+        log.info("worker_started", model_version=version, milvus=without_userinfo(cfg.milvus_uri))
 
     async def close(self) -> None:
+        if self.new_pins is not None:
+            await self.path.close()
         await self.fetcher.aclose()
         await self.models.close()
         for store in (self._vector_store, self._graph_store):
@@ -163,94 +150,45 @@ class PinWorker:
                 await asyncio.to_thread(store.close)
 
     @property
-    def vector_store(self) -> Any:
+    def vector_store(self) -> VectorSink:
+        assert self._vector_store is not None, "PinWorker.start() first"
         return self._vector_store
 
     @property
-    def graph_store(self) -> Any:
+    def graph_store(self) -> GraphSink:
+        assert self._graph_store is not None, "PinWorker.start() first"
         return self._graph_store
 
     # --- new pins ----------------------------------------------------------------------------
 
     async def handle_new_pins(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        """One batch through the embed-and-write path, not pipelined (tests, simple callers)."""
         await self.ready.wait()
-        metrics.EVENTS_IN.labels("new_pin").inc(len(records))
-        metrics.BATCH_SIZE.labels("new_pin").observe(len(records))
-        self.counts["pins_in"] += len(records)
-        accepted, dead = parse_records(records, NewPin)
-        accepted = latest_per_key(accepted, key=lambda a: a.event.pin_id)
-        fetched = await self.fetcher.fetch_many([a.event for a in accepted])
-        ready: list[ReadyPin] = []
-        for item, image in zip(accepted, fetched, strict=True):
-            if isinstance(image, ContentError):
-                pin_id = item.event.pin_id
-                dead.append(dead_letter(item.record, "fetch", image.reason, image.detail, pin_id))
-                continue
-            uri = item.event.image_uri
-            if uri is None:  # inline image: keep it so the pin can be re-embedded later
-                uri = await asyncio.to_thread(self.content.put, image)
-            ready.append(ReadyPin(item, image, uri))
-        outcome = BatchOutcome(dead=dead)
-        async with self._swap_lock:
-            if ready:
-                outcome.embedded = await self._embed_and_write(ready, outcome.dead)
-        self._count_outcome(outcome)
+        assert self.new_pins is not None  # set by start(), before `ready`
+        outcome = await self.new_pins.handle(records)
+        self._count_new_pins(len(records), outcome)
         return outcome
 
-    async def _embed_and_write(self, ready: list[ReadyPin], dead: list[DeadLetter]) -> list[Any]:
-        from encoder.service import PinContent
+    def new_pin_pipeline(
+        self, finish: Callable[[Submission, BatchOutcome], Awaitable[None]]
+    ) -> StagedPipeline[Submission]:
+        """What the new-pin agent runs: submissions are prepared (fetch, decode, encode) while
+        the previous batch is written and the one before is finished (`finish`: publish, ack)."""
+        handler = self.new_pins
+        assert handler is not None  # the agent waits for `ready`
 
-        contents = [
-            PinContent(r.accepted.event.title, r.accepted.event.description, r.image) for r in ready
-        ]
-        targets = self.models.targets()
-        started = time.perf_counter()
-        per_version = await asyncio.gather(
-            *(
-                asyncio.gather(
-                    *(self.models.service(v).embed(c) for c in contents), return_exceptions=True
-                )
-                for v in targets
-            )
-        )
-        metrics.ENCODE_SECONDS.observe(time.perf_counter() - started)
-        embedded, failed = combine_embeddings(ready, dict(zip(targets, per_version, strict=True)))
-        dead.extend(failed)
-        plan = plan_pin_writes(embedded)
-        # Milvus and Neo4j are written concurrently (independent stores, both idempotent); the
-        # batch counts as done only when both returned. A row Milvus refuses as invalid is
-        # dead-lettered; its graph node stays (valid content, re-embeddable by a backfill).
-        graph_write = asyncio.ensure_future(self.writer.write_pins(plan.nodes, plan.saves))
-        vector_results = await asyncio.gather(
-            *(self.writer.write_vectors(v, rows) for v, rows in plan.vectors.items())
-        )
-        await graph_write
-        refused: set[str] = set()
-        for refusals in vector_results:
-            for row, error in refusals:
-                refused.add(row.pin_id)
-                record = next(e.record for e in embedded if e.pin.pin_id == row.pin_id)
-                dead.append(dead_letter(record, "write", "invalid_row", error, row.pin_id))
-        now = utc_now()
-        histogram = metrics.FRESHNESS_SECONDS.labels(self.config.milvus_consistency)
-        events = []
-        for item in embedded:
-            if item.pin.pin_id in refused:
-                continue
-            event = pin_embedded_event(item.pin, item.vectors.keys(), now)
-            events.append(event)
-            histogram.observe(event.latency_ms / 1000.0)
-            self.latencies_ms.append(event.latency_ms)
-            log.debug(
-                "pin_embedded",
-                pin_id=event.pin_id,
-                topic=item.record.topic,
-                partition=item.record.partition,
-                offset=item.record.offset,
-                model_versions=event.model_versions,
-                latency_ms=round(event.latency_ms, 1),
-            )
-        return events
+        async def counted(submission: Submission, outcome: BatchOutcome) -> None:
+            self._count_new_pins(len(submission.records), outcome)
+            await finish(submission, outcome)
+
+        return handler.pipeline(counted, max_batch=self.config.batch_max)
+
+    def _count_new_pins(self, records: int, outcome: BatchOutcome) -> None:
+        self.counts["pins_in"] += records
+        if self.new_pins is not None:
+            self.latencies_ms.extend(self.new_pins.latencies_ms)
+            self.new_pins.latencies_ms.clear()
+        self._count_outcome(outcome)
 
     # --- repins and model updates ------------------------------------------------------------
 
@@ -261,36 +199,56 @@ class PinWorker:
         self.counts["repins_in"] += len(records)
         accepted, dead = parse_records(records, Repin)
         saves = plan_repin_writes(accepted)
-        await self.writer.write_saves(saves)
-        metrics.EVENTS_OUT.labels("save").inc(len(saves))
+        _, refused = await self.path.graph.write([], [_save(s) for s in saves])
+        metrics.EVENTS_OUT.labels("save").inc(sum(1 for s in saves if s.pin_id not in refused))
+        for item in accepted:  # every record of a refused pin's saves in this batch
+            why = refused.get(item.event.pin_id)
+            if why is not None:
+                dead.append(rejected(item.record, why, item.event.pin_id))
         outcome = BatchOutcome(dead=dead)
         self._count_outcome(outcome)
         return outcome
 
     async def handle_model_update(self, record: SourceRecord) -> BatchOutcome:
-        """Apply one ModelUpdate between batches; a bad or unloadable update is dead-lettered."""
+        """Apply one ModelUpdate between batches, atomically: a registry or Milvus outage is
+        retried (the update waits, nothing changes meanwhile); an untrusted or mismatching
+        update is dead-lettered and the served versions stay as they were."""
         await self.started.wait()
         metrics.EVENTS_IN.labels("model_update").inc()
         accepted, dead = parse_records([record], ModelUpdate)
         outcome = BatchOutcome(dead=dead)
         for item in accepted:
-            update = item.event
             try:
-                async with self._swap_lock:
-                    plan = await self.models.apply(update)
-                    if plan.load is not None and plan.state.next == plan.load:
-                        await asyncio.to_thread(self._vector_store.ensure_version, plan.load)
+                await self._apply_model_update(item.event)
             except Exception as exc:
-                log.exception("model_update_failed", version=update.version, stage=update.stage)
-                outcome.dead.append(
-                    dead_letter(record, "model", type(exc).__name__, str(exc), None)
-                )
-                continue
-            state = self.models.state
-            metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
-            metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
+                if classify(exc) != "deterministic":
+                    raise
+                outcome.dead.append(rejected(record, as_deterministic(exc, "model"), None))
         self._count_outcome(outcome)
         return outcome
+
+    async def _apply_model_update(self, update: ModelUpdate) -> None:
+        context = {"version": update.version, "stage": update.stage}
+        prepared = await retry_transient(
+            lambda: self.models.prepare(update), sink="registry", policy=self.retry, **context
+        )
+        target = prepared.plan.load
+        try:
+            if target is not None:  # the collection exists before any pin is routed to it
+                await retry_blocking(
+                    lambda: self.vector_store.ensure_version(target),
+                    sink="milvus",
+                    policy=self.retry,
+                    **context,
+                )
+        except BaseException:
+            await self.models.discard(prepared)
+            raise
+        async with self._swap_lock:  # between batches: a batch sees one set of versions
+            await self.models.commit(prepared)
+        state = self.models.state
+        metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
+        metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
 
     def _count_outcome(self, outcome: BatchOutcome) -> None:
         metrics.EVENTS_OUT.labels("pin_embedded").inc(len(outcome.embedded))
@@ -308,3 +266,13 @@ class PinWorker:
                 stage=letter.stage,
                 reason=letter.reason,
             )
+
+
+def _save(save: Any) -> Any:
+    from graph_store import Save
+
+    return Save(save.pin_id, save.board_id, save.user_id, save.ts)
+
+
+def _no_loader(directory: Path) -> Any:
+    raise ValueError("PinWorker needs a store factory or an encoder loader to load a model")

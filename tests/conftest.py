@@ -98,6 +98,7 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
     whose topics, consumer group, alias and collections are all namespaced by `tag`, with the
     registry and state under `root`."""
     from streams.config import Topics, WorkerConfig
+    from streams.content import FetchPolicy
 
     def build(tag: str, milvus_uri: str, root: Path, **overrides: Any) -> WorkerConfig:
         values: dict[str, Any] = {
@@ -113,11 +114,30 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
             "milvus_prefix": f"{tag}_v",
             "registry_url": str(root / "registry"),
             "state_dir": root / "state",
+            "fetch": FetchPolicy(file_roots=(str(root),)),  # test images live under root
             "metrics_port": None,
         }
         return WorkerConfig(**{**values, **overrides})
 
     return build
+
+
+def forget_stream_run(config: Any, tag: str) -> None:
+    """Teardown of a worker run on the shared services: the run's Neo4j nodes (ids starting
+    with `tag-`) and its Kafka topics (names starting with `tag`)."""
+    from kafka.admin import KafkaAdminClient
+
+    from graph_store import GraphStore
+
+    with GraphStore(
+        config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+    ) as gs:
+        gs.delete_by_prefix(f"{tag}-")
+    admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
+    try:
+        admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
+    finally:
+        admin.close()
 
 
 def _in_ci() -> bool:

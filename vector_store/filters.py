@@ -1,20 +1,29 @@
 """Milvus boolean filter expressions built from values, never by string pasting at call sites.
 
-String literals are JSON-quoted: verified on milvus-lite 3.2.2 and the 2.3.5 server to accept
-quotes and backslashes inside ids (pymilvus' own `get(ids=...)` breaks on those).
+String literals escape only backslash, double quote, newline and carriage return; every other
+character goes in as itself. Verified on milvus-lite 3.2.2 and the 2.3.5 server for quotes,
+backslashes, control characters, non-ASCII and astral characters (pymilvus' own
+`get(ids=...)` breaks on quotes, and JSON's backslash-u escapes are refused by both: "unknown
+escape sequence"). An id with NUL never matches anything (Milvus ends the literal there).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from datetime import datetime
 
 from vector_store.records import epoch_ms
 
+_ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r"})
+
+
+def string_literal(value: str) -> str:
+    """A Milvus expression string literal for `value` (see the module docstring)."""
+    return '"' + str(value).translate(_ESCAPES) + '"'
+
 
 def _literal_list(values: Iterable[str]) -> str:
-    return json.dumps([str(v) for v in values])
+    return "[" + ", ".join(string_literal(v) for v in values) + "]"
 
 
 def pins_in(pin_ids: Iterable[str]) -> str:

@@ -10,8 +10,10 @@ Here SIGTERM gives the binary time to shut down and the child's pid is recorded 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -27,28 +29,40 @@ LOOPBACK = "127.0.0.1"
 
 
 def free_port() -> int:
-    import socket
-
     with socket.socket() as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
 
-def wait_until_bindable(port: int, timeout_s: float = 120.0) -> bool:
-    """Milvus binds without SO_REUSEADDR: right after a stop, connections in TIME_WAIT keep the
-    port unbindable for up to a minute, and the package would silently move to the next port."""
-    import socket
-    import time
+def bind_reusable(port: int) -> socket.socket | None:
+    """A listening socket on `port` with SO_REUSEADDR, or None when the port is taken.
 
+    SO_REUSEADDR is what the Milvus binary itself (Go's net.Listen) binds with: a port another
+    process listens on is refused, while connections of a stopped server in TIME_WAIT are not in
+    the way. A bind without it fails for up to a minute after every stop with open clients —
+    that made a restart on the same port take 60 s."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((LOOPBACK, port))
+        sock.listen()
+        return sock
+    except OSError:
+        sock.close()
+        return None
+
+
+def wait_until_bindable(port: int, timeout_s: float = 120.0) -> bool:
+    """Wait until no other process listens on `port`: the package would otherwise silently
+    move to the next free port (where no client looks)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        with socket.socket() as sock:
-            try:
-                sock.bind((LOOPBACK, port))
-                return True
-            except OSError:
-                if time.monotonic() > deadline:
-                    return False
+        sock = bind_reusable(port)
+        if sock is not None:
+            sock.close()
+            return True
+        if time.monotonic() > deadline:
+            return False
         time.sleep(1.0)
 
 
@@ -68,12 +82,26 @@ def etcd_config(data_dir: Path, client_port: int, peer_port: int) -> str:
     )
 
 
+# A stop must finish before the wrapper's SIGKILL (25 s). The package's template lets a graceful
+# stop take 1800 s, and the query node alone waits out its hand-off timeout (default 30 s) for
+# segments no other node will ever take in standalone mode: every SIGTERM ended in a SIGKILL of
+# a half-stopped server (and embedded etcd) 25 s later.
+QUERY_NODE_STOP_S = 3
+GRACEFUL_STOP_S = 15
+
+
 def config_template(base_template: str, etcd_config_path: Path) -> str:
-    """The package's milvus.yaml template plus `etcd.config.path` (read by embedded etcd)."""
-    marker = "  use:\n    embed: true"
-    if marker not in base_template:
-        raise RuntimeError("unexpected milvus config template: cannot add etcd.config.path")
-    return base_template.replace(marker, f"  config:\n    path: {etcd_config_path}\n{marker}", 1)
+    """The package's milvus.yaml template plus `etcd.config.path` (read by embedded etcd) and
+    stop timeouts that let SIGTERM finish a clean shutdown."""
+    common_stop = re.compile(r"^(  gracefulStopTimeout:) *\d+", re.MULTILINE)
+    text, found = common_stop.subn(rf"\g<1> {GRACEFUL_STOP_S}", base_template, count=1)
+    etcd = "  use:\n    embed: true"
+    if not found or etcd not in text or "\nqueryNode:\n" not in text:
+        raise RuntimeError("unexpected milvus config template: cannot set etcd and stop timeouts")
+    text = text.replace(etcd, f"  config:\n    path: {etcd_config_path}\n{etcd}", 1)
+    return text.replace(
+        "\nqueryNode:\n", f"\nqueryNode:\n  gracefulStopTimeout: {QUERY_NODE_STOP_S}\n", 1
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import milvus
-    from milvus import MilvusServer, MilvusServerConfig
+    from milvus import MilvusServer
 
     data_dir = args.data_dir.resolve()
     configs = data_dir / "configs"
@@ -92,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     etcd_yaml = configs / "embed-etcd.yaml"
     etcd_yaml.write_text(etcd_config(data_dir / "data" / "etcd.data", free_port(), free_port()))
     template = configs / "milvus.yaml.template"
-    template.write_text(config_template(MilvusServerConfig().template_text, etcd_yaml))
+    config_class = reusable_port_config_class()
+    template.write_text(config_template(config_class().template_text, etcd_yaml))
 
-    config = MilvusServerConfig(template=str(template))
+    config = config_class(template=str(template))
     # the package only sets this when it loads its own template
     config.glog_conf_file = str(Path(milvus.__file__).parent / "data" / "glog.conf")
     server = MilvusServer(config, wait_for_started=False)
@@ -135,6 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     shutdown(server, args.child_pid_file)
     print("milvus stopped", flush=True)
     return 0
+
+
+def reusable_port_config_class() -> Any:
+    from milvus import MilvusServerConfig
+
+    class ReusablePortConfig(MilvusServerConfig):  # type: ignore[misc]
+        """The package checks its ports with a bind of its own, without SO_REUSEADDR."""
+
+        def try_bind_port(self, port: int) -> socket.socket | None:
+            return bind_reusable(port)
+
+    return ReusablePortConfig
 
 
 def launch(server: Any, port: int, child_pid_file: Path) -> subprocess.Popen[bytes] | None:

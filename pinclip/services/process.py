@@ -78,7 +78,17 @@ def spawn(
             env=dict(env) if env is not None else None,
             start_new_session=True,
         )
+    wait_for_exec(proc)
     return proc.pid
+
+
+def wait_for_exec(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Popen returns once the child's exec has begun, but its /proc cmdline stays empty until
+    the new program's memory is set up: a readiness check in that window saw a live process
+    that was "not ours" (no marker), reported it as exited and orphaned it. Wait it out."""
+    deadline = time.monotonic() + timeout_s
+    while not command_line(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def reap(pid: int) -> None:

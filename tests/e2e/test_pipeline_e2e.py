@@ -16,10 +16,12 @@ from typing import Any
 
 import httpx
 import pytest
+from fetch_servers import ImageServer, start_image_server
 from kafka.admin import KafkaAdminClient
 
 from graph_store import GraphStore
 from streams.config import Topics, WorkerConfig
+from streams.content import FetchPolicy
 from streams.events import NewPin, Repin
 from streams.producer import EventProducer
 from streams.runner import StreamProgress, WorkerProcess
@@ -60,6 +62,7 @@ class Run:
     progress: StreamProgress | None = None
     metrics: str = ""
     crashed_after: int = 0
+    loopback: ImageServer | None = None
 
 
 def free_port() -> int:
@@ -68,8 +71,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def malformed_events(prefix: str, tmp: Path, template: dict[str, Any]) -> list[tuple[bytes, str]]:
-    """(raw record, expected dead-letter reason) for every kind of bad input."""
+def malformed_events(
+    prefix: str, tmp: Path, template: dict[str, Any], loopback: ImageServer
+) -> list[tuple[bytes, str]]:
+    """(raw record, expected dead-letter reason) for every kind of bad input. `loopback` is a
+    real HTTP server on this machine that events name in several spellings: it must receive
+    no request at all (the fetch policy refuses loopback, private and metadata addresses)."""
     corrupt = tmp / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00garbage" * 50)
     huge = tmp / "huge.png"
@@ -91,7 +98,15 @@ def malformed_events(prefix: str, tmp: Path, template: dict[str, Any]) -> list[t
         (pin("corrupt", image_uri=corrupt.as_uri()), "decode"),
         (pin("huge", image_uri=huge.as_uri()), "too_large"),
         (pin("unreachable", image_uri=(tmp / "no-such.png").as_uri()), "unreachable"),
-        (pin("refused", image_uri="http://127.0.0.1:9/x.png"), "unreachable"),
+        (pin("refused", image_uri="http://127.0.0.1:9/x.png"), "forbidden"),
+        (pin("loopback", image_uri=loopback.url("/a.png")), "forbidden"),
+        (pin("loopback-name", image_uri=loopback.url("/b.png", host="localhost")), "forbidden"),
+        (pin("loopback-decimal", image_uri=loopback.url(host="2130706433")), "forbidden"),
+        (pin("loopback-mapped", image_uri=loopback.url(host="[::ffff:127.0.0.1]")), "forbidden"),
+        (pin("metadata", image_uri="http://169.254.169.254/latest/meta-data/"), "forbidden"),
+        (pin("private", image_uri="http://10.0.0.1/x.png"), "forbidden"),
+        (pin("idna", image_uri="http://☃.example/x.png"), "unsupported_uri"),
+        (pin("outside-roots", image_uri="file:///etc/passwd"), "forbidden"),
     ]
 
 
@@ -118,8 +133,7 @@ def run(
         milvus_alias=f"{tag}_pins",
         milvus_prefix=f"{tag}_v",
         registry_url=str(tmp / "registry"),
-        max_image_bytes=MAX_IMAGE_BYTES,
-        image_fetch_timeout_s=3.0,
+        fetch=FetchPolicy(max_bytes=MAX_IMAGE_BYTES, deadline_s=3.0, file_roots=(str(tmp),)),
         state_dir=tmp / "state",
         metrics_port=free_port(),
     )
@@ -130,7 +144,9 @@ def run(
     template = state.pins[0].model_dump(
         mode="json", exclude_none=True, exclude={"image_uri", "image_b64"}
     )
-    malformed = malformed_events(prefix, tmp, template)
+    loopback, stop_loopback = start_image_server("127.0.0.1")
+    state.loopback = loopback
+    malformed = malformed_events(prefix, tmp, template, loopback)
 
     producer = EventProducer(kafka_bootstrap, config.topics)
     progress = StreamProgress(config)
@@ -166,6 +182,7 @@ def run(
         state.replay = snapshot(config, state)
         yield state
     finally:
+        stop_loopback()
         progress.close()
         producer.close()
         cleanup(config, prefix, tag)
@@ -179,7 +196,7 @@ def expected_edges(state: Run) -> dict[str, set[str]]:
 
 
 def graph(config: WorkerConfig) -> GraphStore:
-    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password)
+    return GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value())
 
 
 def wait_for_graph_edges(config: WorkerConfig, state: Run, progress: StreamProgress) -> None:
@@ -260,7 +277,8 @@ def test_graph_has_every_pin_and_exactly_the_expected_edges(run: Run) -> None:
     for pin in inline[:10]:  # stored inline images can be re-read for a backfill
         uri = nodes[pin.pin_id].image_uri
         assert uri and uri.startswith("file://")
-        assert load_image_bytes(uri) == decode_inline_image(pin.image_b64 or "")
+        policy = run.config.fetch.with_roots(run.config.content_root)
+        assert load_image_bytes(uri, policy) == decode_inline_image(pin.image_b64 or "")
 
 
 def test_malformed_events_are_dead_lettered_with_a_reason(run: Run) -> None:
@@ -270,7 +288,16 @@ def test_malformed_events_are_dead_lettered_with_a_reason(run: Run) -> None:
     assert by_pin[f"{prefix}bad-huge"].reason == "too_large"
     assert by_pin[f"{prefix}bad-huge"].stage == "fetch"
     assert by_pin[f"{prefix}bad-unreachable"].reason == "unreachable"
-    assert by_pin[f"{prefix}bad-refused"].reason == "unreachable"
+    for name, reason in [
+        ("refused", "forbidden"), ("loopback", "forbidden"), ("loopback-name", "forbidden"),
+        ("loopback-decimal", "forbidden"), ("loopback-mapped", "forbidden"),
+        ("metadata", "forbidden"), ("private", "forbidden"), ("idna", "unsupported_uri"),
+        ("outside-roots", "forbidden"),
+    ]:  # fmt: skip
+        letter = by_pin[f"{prefix}bad-{name}"]
+        assert (letter.stage, letter.reason) == ("fetch", reason), name
+        assert str(run.loopback.port if run.loopback else "") not in letter.detail
+    assert run.loopback is not None and run.loopback.requests == []  # never contacted
     corrupt = by_pin[f"{prefix}bad-corrupt"]
     assert corrupt.stage == "decode" and corrupt.reason
     anonymous = {(d.stage, d.reason) for d in run.progress.dead if not d.pin_id}

@@ -102,7 +102,9 @@ def env(
         vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
         vs.purge()
         vs.close()
-        with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
+        with GraphStore(
+            config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+        ) as gs:
             gs.delete_by_prefix(f"{tag}-")
         admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
         try:
@@ -129,7 +131,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
     )
     reader: AliasReader | None = None
     try:
-        with WorkerProcess(config, log_path=tmp_path / "worker.log"):
+        with WorkerProcess(config, log_path=tmp_path / "worker.log") as worker:
             # v1 serves the first pins.
             producer.send_many(_new_pins(ds, prefix, 0, FIRST))
             producer.flush()
@@ -142,7 +144,9 @@ def test_retrain_publish_hot_swap_backfill_switch(
             thread.start()
 
             # Retrain from the live graph, evaluate, register v2, announce it.
-            with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
+            with GraphStore(
+                config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+            ) as gs:
                 export_graph(gs, tmp_path / "export", id_prefix=prefix)
             exported = read_dataset(tmp_path / "export")
             assert len(exported.pins) == FIRST
@@ -155,6 +159,8 @@ def test_retrain_publish_hot_swap_backfill_switch(
                 config.topics.model_updates,
                 registry.model_update(v2, "candidate"),
             )
+            # An update applies once verified and loaded (pins keep flowing to v1 meanwhile).
+            worker.wait_logged("model_update_applied", WAIT_S, version=v2, stage="candidate")
 
             # The worker hot-swaps: new pins now go to both versions.
             later = _new_pins(ds, prefix, FIRST, LATER)
@@ -166,7 +172,9 @@ def test_retrain_publish_hot_swap_backfill_switch(
             }
 
             # Backfill v2, switch the alias, announce the promotion.
-            with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
+            with GraphStore(
+                config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+            ) as gs:
                 filled = backfill(
                     v2,
                     registry.local_dir(v2, tmp_path / "cache"),
@@ -175,6 +183,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
                     config.state_dir,
                     batch_size=16,
                     id_prefix=prefix,
+                    fetch_policy=config.fetch,
                     progress=False,
                     on_switched=lambda v: send_model_update(
                         config.kafka_bootstrap,
@@ -192,6 +201,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
                     break
 
             # After the promotion the worker writes v2 only.
+            worker.wait_logged("model_update_applied", WAIT_S, version=v2, stage="promoted")
             last = _new_pins(ds, prefix, FIRST + LATER, LATER)
             producer.send_many(last)
             producer.flush()

@@ -17,6 +17,7 @@ from kafka.admin import KafkaAdminClient
 from graph_store import GraphStore
 from pinclip.registry import ModelRegistry, send_model_update
 from pinclip.retrain import RetrainDeps, retrain_once
+from streams.content import FetchPolicy
 from streams.events import ModelUpdate
 from trainer.config import TrainConfig
 from trainer.dataset import read_dataset
@@ -97,6 +98,7 @@ def test_promote_then_reject(
         publish=lambda update: send_model_update(kafka_bootstrap, topic, update),
         state_dir=tmp_path / "state",
         id_prefix=prefix,
+        fetch_policy=FetchPolicy(file_roots=(str(tmp_path),)),
     )
     template = TrainConfig(
         model="tiny", steps=3, batch_size=8, num_workers=0, threads=1, progress=False,

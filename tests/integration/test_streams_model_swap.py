@@ -47,7 +47,9 @@ def setup(
         vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
         vs.purge()
         vs.close()
-        with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
+        with GraphStore(
+            config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+        ) as gs:
             gs.delete_by_prefix(f"{tag}-")
         admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
         admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])

@@ -79,7 +79,9 @@ def outage_setup(
         yield config, server, tag
     finally:
         server.stop()
-        with GraphStore(config.neo4j_uri, config.neo4j_user, config.neo4j_password) as gs:
+        with GraphStore(
+            config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
+        ) as gs:
             gs.delete_by_prefix(f"{tag}-")
         admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
         admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])

@@ -17,7 +17,7 @@ from encoder.preprocess import pin_text
 from graph_store import GraphStore
 from pinclip.backfill import BackfillState, backfill, state_path
 from pinclip.registry import ModelRegistry
-from streams.content import load_image_bytes
+from streams.content import FetchPolicy, load_image_bytes
 from trainer.config import TrainConfig
 from trainer.dataset import read_dataset
 from trainer.evaluate import evaluate
@@ -88,8 +88,10 @@ def test_graph_export_registry_and_resumable_backfill(
     assert update.version == 2 and update.registry_uri.endswith("/v2")
 
     state_dir = tmp_path / "state"
+    images = FetchPolicy(file_roots=(str(tmp_path / "gen"),))
     first = backfill(1, registry.local_dir(1, tmp_path / "cache"), graph, vectors, state_dir,
-                     batch_size=8, id_prefix=prefix, progress=False)  # fmt: skip
+                     batch_size=8, id_prefix=prefix, fetch_policy=images,
+                     progress=False)  # fmt: skip
     assert first.switched and vectors.live_version() == 1 and vectors.count(1) == PINS
 
     # v2: the process dies after 20 images; queries still go to v1.
@@ -99,7 +101,7 @@ def test_graph_export_registry_and_resumable_backfill(
         calls["n"] += 1
         if calls["n"] > 20:
             raise RuntimeError("simulated crash")
-        return load_image_bytes(uri)
+        return load_image_bytes(uri, images)
 
     with pytest.raises(RuntimeError, match="simulated crash"):
         backfill(2, v2_dir, graph, vectors, state_dir, batch_size=8, id_prefix=prefix,
@@ -110,7 +112,8 @@ def test_graph_export_registry_and_resumable_backfill(
 
     announced: list[int] = []
     done = backfill(2, v2_dir, graph, vectors, state_dir, batch_size=8, id_prefix=prefix,
-                    on_switched=announced.append, progress=False)  # fmt: skip
+                    fetch_policy=images, on_switched=announced.append,
+                    progress=False)  # fmt: skip
     assert done.resumed_from == state.last_pin_id
     assert done.embedded == PINS and vectors.count(2) == PINS
     assert vectors.live_version() == 2 and announced == [2]

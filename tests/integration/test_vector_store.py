@@ -127,9 +127,11 @@ def test_delete_everywhere_reaches_every_version(store: VectorStore) -> None:
     assert store.count(1) == store.count(2) == 3
 
 
-def test_ids_with_quotes_and_backslashes_round_trip(store: VectorStore) -> None:
+@pytest.mark.parametrize("odd", ["qu\"ote\\slash'x", "é\x17😀\tnew\nline\rcr"])
+def test_ids_with_quotes_backslashes_and_control_characters_round_trip(
+    store: VectorStore, odd: str
+) -> None:
     store.ensure_version(1)
-    odd = "qu\"ote\\slash'x"
     pins = make_pins(3, version=1)
     store.upsert(1, [PinVector(odd, pins[0].pin, 1, T0), *pins[1:]])
     assert [p.pin_id for p in store.get([odd], version=1)] == [odd]

@@ -82,3 +82,60 @@ def test_app_services_run_real_pinclip_commands(compose: dict[str, Any]) -> None
         used.update(re.findall(r"\bpinclip ([a-z-]+)", text))
     assert {"worker", "api", "retrain"} <= used
     assert sorted(used - known) == []
+
+
+APP = ("bootstrap", "worker", "api", "retrain", "demo")
+
+
+def test_published_ports_are_configurable_loopback_ports(compose: dict[str, Any]) -> None:
+    """Fixed host ports would clash with local services and with a second stack."""
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            pattern = r"127\.0\.0\.1:\$\{[A-Z0-9_]+_HOST_PORT:-\d+\}:\d+"
+            assert re.fullmatch(pattern, str(port)), f"{name}: {port}"
+
+
+def test_workers_scale(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert "ports" not in worker and "container_name" not in worker
+    assert worker["restart"] == "on-failure"
+
+
+def test_each_app_image_is_built_by_one_service_and_never_pulled(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    builders = {services[n]["image"]: n for n in APP if "build" in services[n]}
+    assert len(builders) == 2, builders  # the serving and the trainer image
+    for name in APP:
+        svc = services[name]
+        expected = "build" if "build" in svc else "never"
+        assert svc.get("pull_policy") == expected, name
+        assert svc["image"] in builders, f"{name} uses an image no service builds"
+
+
+def test_serving_and_trainer_images_go_where_they_belong(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("worker", "api", "demo"):
+        assert "SERVING_IMAGE" in services[name]["image"]
+    for name in ("bootstrap", "retrain"):
+        assert "TRAINER_IMAGE" in services[name]["image"]
+    assert services["worker"]["build"]["target"] == "serving"
+    assert services["bootstrap"]["build"]["target"] == "trainer"
+
+
+def test_retrain_waits_for_the_graph_and_restarts(compose: dict[str, Any]) -> None:
+    retrain = compose["services"]["retrain"]
+    command = " ".join(retrain["command"])
+    assert command.index("pinclip wait-graph") < command.index("pinclip retrain")
+    assert retrain["restart"] == "on-failure"
+
+
+def test_app_waits_for_bootstrap_and_the_stores(compose: dict[str, Any]) -> None:
+    deps = compose["services"]["worker"]["depends_on"]
+    assert deps["bootstrap"]["condition"] == "service_completed_successfully"
+    assert all(deps[s]["condition"] == "service_healthy" for s in STORES)
+
+
+def test_demo_is_a_profile(compose: dict[str, Any]) -> None:
+    demo = compose["services"]["demo"]
+    assert demo["profiles"] == ["demo"]
+    assert "stream-sample" in demo["command"]

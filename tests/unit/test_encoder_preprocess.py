@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -175,3 +179,97 @@ def test_tokenizer_file_path_and_string_agree(tmp_path, text_pre: TextPreprocess
     from_file = TextPreprocessor(path, max_length=16)
     for a, b in zip(from_file.encode(["same text"]), text_pre.encode(["same text"]), strict=True):
         assert np.array_equal(a, b)
+
+
+# --- regressions (issue 9): hostile shapes and decoder failure modes ---------------------------
+
+
+def _zero_png(width: int, height: int) -> bytes:
+    """A *valid* all-black PNG of any shape: the body compresses ~1000x, so it stays small."""
+    raw = (b"\x00" + b"\x00" * (3 * width)) * height
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw, 9))
+        + _chunk(b"IEND", b"")
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("width", "height"), [(1_000_000, 1), (1, 1_000_000), (40_000, 100)])
+def test_extreme_aspect_ratios_are_rejected_before_decoding(width: int, height: int) -> None:
+    """Resize-before-crop turned 1,000,000 x 1 into a 224-million x 224 resize (GBs, seconds)."""
+    with pytest.raises(ImageRejected) as info:
+        ImagePreprocessor(size=224).load(_zero_png(width, height))
+    assert info.value.reason == "bad_aspect_ratio"
+
+
+def test_a_long_image_within_the_limit_is_cropped_before_it_is_resized() -> None:
+    """1:20 is accepted; only the centre square is ever resized (the rest never allocated)."""
+    image = Image.new("RGB", (2_000, 100), (0, 0, 255))
+    image.paste((255, 0, 0), (950, 0, 1050, 100))  # red centre square
+    array = ImagePreprocessor(size=32).load(_encode(image, "PNG"))
+    red = (1.0 - CLIP_MEAN[0]) / CLIP_STD[0]
+    assert np.all(np.abs(array[0] - red) < 1e-3)
+
+
+def test_running_out_of_memory_while_decoding_is_a_rejection(tmp_path: Path) -> None:
+    """A real MemoryError (address space capped just above what is in use, in a child process):
+    it used to escape `load` and take the batch with it."""
+    path = tmp_path / "big.png"
+    path.write_bytes(_zero_png(4_000, 4_000))
+    code = (
+        "import resource, sys\n"
+        "from encoder.preprocess import ImagePreprocessor, ImageRejected\n"
+        "data = open(sys.argv[1], 'rb').read()\n"
+        "vms = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (vms + 48 * 2**20, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    ImagePreprocessor(224).load(data)\n"
+        "    print('array')\n"
+        "except ImageRejected as exc:\n"
+        "    print(exc.reason)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )  # fmt: skip
+    assert done.stdout.strip() == "resource_limit", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "WEBP"])
+def test_animations_use_their_first_frame(fmt: str) -> None:
+    frames = [Image.new("RGB", (40, 40), colour) for colour in [(255, 0, 0), (0, 0, 255)] * 3]
+    data = _encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=10)
+    array = PRE.load(data)
+    red = (1.0 - CLIP_MEAN[0]) / CLIP_STD[0]
+    assert abs(float(array[0].mean()) - red) < 0.05
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        Image.new("CMYK", (40, 30), (0, 255, 255, 0)),  # JPEG CMYK
+        Image.new("P", (40, 30), 3),  # palette
+        Image.new("1", (40, 30), 1),
+        Image.new("LA", (40, 30), (10, 0)),
+    ],
+    ids=["cmyk", "palette", "bilevel", "grey-alpha"],
+)
+def test_every_colour_mode_becomes_rgb(image: Image.Image) -> None:
+    fmt = "JPEG" if image.mode == "CMYK" else "PNG"
+    array = PRE.load(_encode(image, fmt))
+    assert array.shape == (3, 32, 32) and np.isfinite(array).all()
+
+
+def test_palette_tricks_are_decoded_or_rejected_never_raised() -> None:
+    """A one-colour palette indexed up to 255, and a transparency table longer than it."""
+    ihdr = struct.pack(">IIBBBBB", 8, 8, 8, 3, 0, 0, 0)
+    body = zlib.compress((b"\x00" + bytes(range(248, 256))) * 8)
+    base = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"PLTE", b"\xff\x00\x00")
+    tail = _chunk(b"IDAT", body) + _chunk(b"IEND", b"")
+    for extra in (b"", _chunk(b"tRNS", b"\x00" * 300)):
+        try:
+            array = PRE.load(base + extra + tail)
+        except ImageRejected as exc:
+            assert exc.reason in ("decode_error", "truncated")
+        else:
+            assert array.shape == (3, 32, 32) and np.isfinite(array).all()

@@ -145,7 +145,7 @@ def test_without_env_or_docker_the_reason_names_what_is_missing(
 
 
 def test_container_images_are_configurable() -> None:
-    assert fixtures.image(fixtures.KAFKA_IMAGE_VAR, {}) == "confluentinc/cp-kafka:7.9.0"
+    assert fixtures.image(fixtures.KAFKA_IMAGE_VAR, {}) == "apache/kafka:3.9.1"
     env = {fixtures.NEO4J_IMAGE_VAR: "localhost/neo4j:5.26"}
     assert fixtures.image(fixtures.NEO4J_IMAGE_VAR, env) == "localhost/neo4j:5.26"
 
@@ -156,7 +156,10 @@ def test_in_ci_only_docker_and_gpu_tests_may_skip() -> None:
         SkippedTest("t::gpu", frozenset({"gpu"}), "no CUDA"),
         SkippedTest("t::docker", frozenset({"docker", "integration"}), "no engine"),
     ]
-    assert [s.nodeid for s in fixtures.forbidden_skips(skipped)] == ["t::kafka"]
+    assert [s.nodeid for s in fixtures.forbidden_skips(skipped, {})] == ["t::kafka"]
+    # where an engine is provided (`pinclip engine env`), a skipped docker test is a failure
+    required = fixtures.forbidden_skips(skipped, {fixtures.REQUIRE_DOCKER_VAR: "1"})
+    assert [s.nodeid for s in required] == ["t::kafka", "t::docker"]
 
 
 def test_milvus_waits_for_its_port_instead_of_moving() -> None:

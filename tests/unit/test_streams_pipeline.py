@@ -1,28 +1,22 @@
-"""Worker domain logic without Kafka: parsing, dead letters, write plans, dual-write, retry."""
+"""Worker domain logic without Kafka: parsing, dead letters, repin plans, dual-write, retry."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import numpy as np
 import pytest
 
 from streams.events import ModelUpdate, NewPin, Repin
 from streams.pipeline import (
     Accepted,
     ModelVersions,
-    ReadyPin,
     RetryPolicy,
     SourceRecord,
-    combine_embeddings,
     consumer_lag,
     latest_per_key,
     parse_records,
-    pin_embedded_event,
     plan_model_update,
-    plan_pin_writes,
     plan_repin_writes,
 )
 
@@ -84,77 +78,22 @@ def test_latest_per_key_keeps_last_value_in_first_seen_order() -> None:
     assert latest_per_key(items, key=lambda x: x[0]) == [("b", 1), ("a", 2), ("c", 1)]
 
 
-@dataclass(frozen=True)
-class FakeEmbedding:
-    pin: np.ndarray
-    image: np.ndarray
-    text: np.ndarray
+def test_repin_plan_keeps_every_saver_of_an_edge_within_a_batch() -> None:
+    """Regression: the plan kept one save per (pin, board) per batch, so a second user saving
+    the same pin to the same board in the same batch was never counted (found by the fault
+    tests' exact saver check)."""
 
-
-class Rejected(ValueError):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def ready(pin_id: str, offset: int) -> ReadyPin:
-    event = NewPin.model_validate_json(pin_json(pin_id))
-    return ReadyPin(
-        Accepted(record(pin_json(pin_id), offset), event), b"img", f"file:///c/{pin_id}"
-    )
-
-
-def emb(value: float) -> FakeEmbedding:
-    return FakeEmbedding(*(np.full(4, value, dtype=np.float32) for _ in range(3)))
-
-
-def test_combine_embeddings_dead_letters_a_pin_that_any_version_failed() -> None:
-    items = [ready("a", 0), ready("b", 1), ready("c", 2)]
-    results = {
-        3: [emb(0.1), Rejected("truncated"), emb(0.3)],
-        4: [emb(0.4), emb(0.5), RuntimeError("onnx")],
-    }
-    embedded, dead = combine_embeddings(items, results)
-    assert [e.pin.pin_id for e in embedded] == ["a"]
-    assert set(embedded[0].vectors) == {3, 4}
-    assert [(d.pin_id, d.stage, d.reason, d.source_offset) for d in dead] == [
-        ("b", "decode", "truncated", 1),
-        ("c", "encode", "RuntimeError", 2),
-    ]
-
-
-def test_plan_pin_writes_builds_node_first_save_and_one_row_per_version() -> None:
-    embedded, _ = combine_embeddings(
-        [ready("a", 0), ready("b", 1)], {3: [emb(0.1), emb(0.2)], 4: [emb(0.3), emb(0.4)]}
-    )
-    plan = plan_pin_writes(embedded)
-    assert [n.pin_id for n in plan.nodes] == ["a", "b"]
-    assert plan.nodes[0].image_uri == "file:///c/a"
-    assert [(s.pin_id, s.board_id, s.ts) for s in plan.saves] == [
-        ("a", "b1", NOW),
-        ("b", "b1", NOW),
-    ]
-    assert sorted(plan.vectors) == [3, 4]
-    row = plan.vectors[4][1]
-    assert (row.pin_id, row.model_version, row.board_ids) == ("b", 4, ("b1",))
-    assert row.pin == pytest.approx([0.4] * 4)
-    assert isinstance(row.pin[0], float)
-
-
-def test_repin_plan_merges_duplicates_within_a_batch() -> None:
-    def repin(pin: str, board: str, minutes: int) -> Accepted[Repin]:
-        event = Repin(pin_id=pin, board_id=board, user_id="u", ts=NOW + timedelta(minutes=minutes))
+    def repin(pin: str, board: str, user: str, minutes: int) -> Accepted[Repin]:
+        event = Repin(pin_id=pin, board_id=board, user_id=user, ts=NOW + timedelta(minutes=minutes))
         return Accepted(record(b"{}"), event)
 
-    saves = plan_repin_writes([repin("p", "b", 0), repin("q", "b", 1), repin("p", "b", 2)])
-    assert [(s.pin_id, s.board_id, s.ts.minute) for s in saves] == [("q", "b", 1), ("p", "b", 2)]
-
-
-def test_pin_embedded_event_reports_latency() -> None:
-    pin = NewPin.model_validate_json(pin_json("a"))
-    event = pin_embedded_event(pin, [4, 3], embedded_at=NOW + timedelta(milliseconds=250))
-    assert event.model_versions == [3, 4]
-    assert event.latency_ms == pytest.approx(250.0)
+    batch = [repin("p", "b", "u1", 0), repin("q", "b", "u1", 1), repin("p", "b", "u2", 2)]
+    saves = plan_repin_writes(batch)
+    assert [(s.pin_id, s.board_id, s.user_id, s.ts.minute) for s in saves] == [
+        ("p", "b", "u1", 0),
+        ("q", "b", "u1", 1),
+        ("p", "b", "u2", 2),
+    ]
 
 
 def update(version: int, stage: str) -> ModelUpdate:

@@ -2,156 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 from prometheus_client import generate_latest
+from streams_fakes import MemoryGraph, MemoryVectors, b64, make_worker, pin_record, png
 
-from encoder.preprocess import ImageRejected
-from streams.config import Topics, WorkerConfig
-from streams.events import NewPin, Repin
+from streams.events import Repin
 from streams.metrics import WRITE_RETRIES
 from streams.models import model_update_for
-from streams.pipeline import RetryPolicy, SourceRecord
-from streams.worker import PinWorker
-
-DIM = 8
-
-
-def png(colour: tuple[int, int, int]) -> bytes:
-    out = io.BytesIO()
-    Image.new("RGB", (16, 16), colour).save(out, format="PNG")
-    return out.getvalue()
-
-
-@dataclass(frozen=True)
-class Embedding:
-    version: int
-    image: np.ndarray
-    text: np.ndarray
-    pin: np.ndarray
-
-
-class HashEncoder:
-    """Decodes the image for real (Pillow) and derives a deterministic vector per version."""
-
-    def __init__(self, directory: Path) -> None:
-        self.version = json.loads((directory / "manifest.json").read_text())["version"]
-
-    async def embed(self, content: Any) -> Embedding:
-        try:
-            Image.open(io.BytesIO(content.image_bytes)).load()
-        except Exception as exc:
-            raise ImageRejected("decode_error", str(exc)) from exc
-        seed = hashlib.sha256(content.image_bytes + bytes([self.version])).digest()
-        vector = np.frombuffer(seed[:DIM], dtype=np.uint8).astype(np.float32) + 1.0
-        return Embedding(self.version, vector, vector, vector)
-
-    async def close(self) -> None:
-        pass
-
-
-class MemoryVectors:
-    def __init__(self, failures: int = 0) -> None:
-        self.rows: dict[int, dict[str, Any]] = {}
-        self.failures = failures
-        self.alias: int | None = None
-
-    def live_version(self) -> int | None:
-        return self.alias
-
-    def ensure_version(self, version: int) -> str:
-        self.rows.setdefault(version, {})
-        return f"v{version}"
-
-    def switch_alias(self, version: int) -> None:
-        self.alias = version
-
-    def upsert(self, version: int, pins: list[Any]) -> int:
-        if self.failures:
-            self.failures -= 1
-            raise ConnectionError("milvus down")
-        for pin in pins:
-            if not np.all(np.isfinite(pin.pin)):
-                raise ValueError("NaN")
-            self.rows[version][pin.pin_id] = pin
-        return len(pins)
-
-    def close(self) -> None:
-        pass
-
-
-class MemoryGraph:
-    def __init__(self) -> None:
-        self.pins: dict[str, Any] = {}
-        self.saves: set[tuple[str, str]] = set()
-
-    def ensure_schema(self) -> None:
-        pass
-
-    def upsert_pins(self, pins: list[Any]) -> int:
-        self.pins.update({p.pin_id: p for p in pins})
-        return len(pins)
-
-    def add_saves(self, saves: list[Any]) -> int:
-        self.saves.update((s.pin_id, s.board_id) for s in saves)
-        return len(saves)
-
-    def close(self) -> None:
-        pass
-
-
-def registry(root: Path, versions: list[int]) -> Path:
-    for v in versions:
-        (root / f"v{v}").mkdir(parents=True)
-        (root / f"v{v}" / "manifest.json").write_text(json.dumps({"version": v, "dim": DIM}))
-    return root
-
-
-async def make_worker(tmp_path: Path, vectors: MemoryVectors, graph: MemoryGraph) -> PinWorker:
-    config = WorkerConfig(
-        topics=Topics.with_prefix("unit"),
-        registry_url=str(registry(tmp_path / "registry", [1, 2])),
-        model_version=1,
-        state_dir=tmp_path / "state",
-        metrics_port=None,
-    )
-    worker = PinWorker(
-        config,
-        vector_store=vectors,
-        graph_store=graph,
-        encoder_loader=HashEncoder,
-        retry=RetryPolicy(base_s=0.001, max_s=0.01),
-    )
-    await worker.start()
-    return worker
-
-
-def pin_record(offset: int, pin_id: str, **image: str) -> SourceRecord:
-    pin = NewPin.model_validate(
-        {
-            "pin_id": pin_id,
-            "board_id": "b1",
-            "user_id": "u1",
-            "title": "t",
-            "created_at": datetime.now(UTC).isoformat(),
-            **image,
-        }
-    )
-    return SourceRecord("unit.pins.created", 0, offset, pin.to_json_bytes())
-
-
-def b64(data: bytes) -> str:
-    import base64
-
-    return base64.b64encode(data).decode()
+from streams.pipeline import SourceRecord
 
 
 async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
@@ -172,7 +34,7 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     outcome = await worker.handle_new_pins(records)
     assert sorted(e.pin_id for e in outcome.embedded) == ["file", "inline"]
     assert {(d.source_offset, d.stage, d.reason) for d in outcome.dead} == {
-        (2, "decode", "decode_error"),
+        (2, "decode", "unsupported_format"),  # the real ImagePreprocessor
         (3, "parse", "bad_json"),
         (4, "fetch", "unreachable"),
     }
@@ -182,7 +44,7 @@ async def test_a_mixed_batch_writes_the_good_pins_and_dead_letters_the_rest(
     assert stored.startswith("file://") and stored != graph.pins["file"].image_uri
     from streams.content import load_image_bytes
 
-    assert load_image_bytes(stored) == png((0, 0, 255))
+    assert load_image_bytes(stored, worker.fetcher.policy) == png((0, 0, 255))
     exposed = generate_latest().decode()
     assert 'pinclip_dlq_total{reason="bad_json",stage="parse"}' in exposed
     assert 'pinclip_freshness_seconds_count{consistency="Strong"}' in exposed
@@ -258,3 +120,37 @@ def test_a_taken_metrics_port_does_not_stop_the_worker() -> None:
         taken.bind(("0.0.0.0", 0))
         taken.listen()
         assert serve_metrics(taken.getsockname()[1]) is False
+
+
+async def test_hostile_image_uris_are_dead_lettered_alone_and_never_contacted(
+    tmp_path: Path, image_server: Any
+) -> None:
+    """Regressions (issue 9): a URI the URL/IDNA parser rejects used to raise out of the batch;
+    loopback URIs were fetched and the dead letter named the port/status."""
+    server = image_server("127.0.0.1")
+    image_file = tmp_path / "ok.png"
+    image_file.write_bytes(png((9, 9, 9)))
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    hostile = {
+        "idna": "http://☃.com/x.png",
+        "loopback": server.url(),
+        "decimal": server.url(host="2130706433"),
+        "metadata": "http://169.254.169.254/latest/meta-data/",
+        "outside_roots": "file:///etc/passwd",
+    }
+    records = [pin_record(0, "good", image_uri=image_file.as_uri())]
+    records += [pin_record(i + 1, k, image_uri=v) for i, (k, v) in enumerate(hostile.items())]
+    outcome = await worker.handle_new_pins(records)
+    assert [e.pin_id for e in outcome.embedded] == ["good"]
+    dead = {d.pin_id: (d.stage, d.reason) for d in outcome.dead}
+    assert dead == {
+        "idna": ("fetch", "unsupported_uri"),
+        "loopback": ("fetch", "forbidden"),
+        "decimal": ("fetch", "forbidden"),
+        "metadata": ("fetch", "forbidden"),
+        "outside_roots": ("fetch", "forbidden"),
+    }
+    assert all(str(server.port) not in d.detail for d in outcome.dead)
+    assert server.requests == []
+    await worker.close()

@@ -4,11 +4,17 @@ from datetime import UTC, datetime
 from vector_store import filters
 
 
-def test_ids_with_quotes_and_backslashes_are_json_quoted() -> None:
+def test_ids_with_quotes_and_backslashes_are_escaped() -> None:
     odd = 'we"ird\\id'
     expression = filters.pins_in([odd, "plain"])
     assert expression == 'pin_id in ["we\\"ird\\\\id", "plain"]'
     assert json.loads(expression.removeprefix("pin_id in ")) == [odd, "plain"]
+
+
+def test_non_ascii_and_control_characters_go_in_as_themselves() -> None:
+    """Milvus refuses JSON's backslash-u escapes: only backslash, quote, LF and CR are."""
+    odd = "é\x17😀\tx\ny\rz"
+    assert filters.string_literal(odd) == '"é\x17😀\tx\\ny\\rz"'
 
 
 def test_board_filter_matches_any_listed_board() -> None:

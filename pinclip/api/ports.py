@@ -1,0 +1,98 @@
+"""What the API needs from the stores, the encoders and the content path, as Protocols.
+
+`create_api(ApiDeps(...), ApiConfig(...))` takes these by injection, so the wiring (today
+`pinclip.api.wiring`, later the one factory that builds stores and encoders from settings) can
+change without touching a handler, and tests pass the real stores they set up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class VectorReader(Protocol):
+    """The read side of vector_store.VectorStore."""
+
+    @property
+    def backend(self) -> str: ...
+
+    def live_version(self) -> int | None: ...
+
+    def search(
+        self,
+        vector: Any,
+        k: int = 10,
+        filter: str | None = None,
+        version: int | None = None,
+        consistency: str | None = None,
+    ) -> list[Any]: ...
+
+    def get(
+        self, pin_ids: Iterable[str], version: int | None = None, consistency: str | None = None
+    ) -> list[Any]: ...
+
+
+class GraphReader(Protocol):
+    """The read side of graph_store.GraphStore."""
+
+    def pins_with_boards(self, pin_ids: Sequence[str]) -> dict[str, tuple[Any, list[str]]]: ...
+
+    def ping(self) -> None: ...
+
+
+class QueryEmbedding(Protocol):
+    version: int
+    image: np.ndarray | None
+    text: np.ndarray | None
+
+
+class QueryEncoder(Protocol):
+    async def embed_text(self, text: str) -> Any: ...
+
+    async def embed_image(self, image_bytes: bytes) -> Any: ...
+
+
+class EncoderProvider(Protocol):
+    """The encoder of a given model version (loaded on first use)."""
+
+    async def get(self, version: int) -> QueryEncoder: ...
+
+    def is_loaded(self, version: int) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+class ImageSource(Protocol):
+    """Reads a stored pin image by its URI through the content path (address policy, byte cap,
+    deadline); raises streams.content.ContentError."""
+
+    async def read(self, uri: str) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RecentFeed(Protocol):
+    """Pins as the stream embeds them (PinEmbedded events), newest first."""
+
+    def latest(self, limit: int) -> list[Any]: ...
+
+    def describe(self) -> str: ...
+
+    async def check(self) -> None: ...
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class ApiDeps:
+    vectors: VectorReader
+    graph: GraphReader
+    encoders: EncoderProvider
+    images: ImageSource
+    recent: RecentFeed | None = None

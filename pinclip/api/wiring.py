@@ -1,0 +1,70 @@
+"""Builds the API's dependencies from settings. When the shared factory that builds stores and
+encoders from settings lands in `pinclip`, `build_deps` is the one function that switches to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from pinclip.api.app import create_api
+from pinclip.api.config import ApiConfig
+from pinclip.api.encoders import VersionedEncoders
+from pinclip.api.images import ContentImageSource
+from pinclip.api.ports import ApiDeps
+from pinclip.api.recent import KafkaRecentFeed
+from streams.content import FetchPolicy
+
+
+def build_deps(
+    settings: Any, *, topic_embedded: str | None = None, fetch_policy: FetchPolicy | None = None
+) -> ApiDeps:
+    from graph_store import GraphStore, RetryPolicy
+    from streams.models import manifest_dim, registry_versions, version_uri
+    from vector_store import VectorStore
+
+    versions = registry_versions(settings.registry_url)
+    dim = manifest_dim(version_uri(settings.registry_url, versions[-1])) if versions else 256
+    timeout = settings.api_store_timeout_s
+    vectors = VectorStore(
+        settings.milvus_uri,
+        settings.milvus_token.get_secret_value(),
+        settings.milvus_alias,
+        dim,
+        settings.milvus_consistency,
+        timeout_s=timeout,
+    )
+    # A query waits for one short retry, not the worker's long outage budget: the client retries.
+    graph = GraphStore(
+        settings.neo4j_uri,
+        settings.neo4j_user,
+        settings.neo4j_password.get_secret_value(),
+        settings.neo4j_database,
+        retry=RetryPolicy(attempts=2, initial_delay_s=0.2),
+        transaction_retry_s=timeout,
+        connection_timeout_s=timeout,
+    )
+    encoders = VersionedEncoders(
+        settings.registry_url, Path(settings.state_dir) / "model-cache", settings.onnx_provider
+    )
+    # Stored images are read through the shared fetch path: the configured policy plus the
+    # worker's content store (inline images), which is always readable.
+    content_root = str((Path(settings.state_dir) / "content").resolve())
+    policy = fetch_policy or FetchPolicy.from_settings(settings)
+    images = ContentImageSource(policy.with_roots(content_root))
+    recent = KafkaRecentFeed(
+        settings.kafka_bootstrap,
+        topic_embedded or settings.topic_embedded,
+        settings.api_recent_pins,
+    )
+    return ApiDeps(vectors=vectors, graph=graph, encoders=encoders, images=images, recent=recent)
+
+
+def create_api_from_settings(
+    settings: Any, *, deps: ApiDeps | None = None, **config_overrides: Any
+) -> FastAPI:
+    """The API on the configured Milvus, Neo4j, model registry and Kafka."""
+    return create_api(
+        deps or build_deps(settings), ApiConfig.from_settings(settings, **config_overrides)
+    )

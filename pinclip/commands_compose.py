@@ -1,0 +1,192 @@
+"""`pinclip bootstrap`, `pinclip wait-graph`, `pinclip stream-sample`: the steps a deployment
+needs around the worker, used by compose/dev.yml.
+
+- bootstrap: a fresh stack has no model; train a small one on a generated dataset and register
+  it as v1 (a no-op once the registry has a version).
+- wait-graph: retraining on a graph too small to fill a batch fails; wait until it is not.
+- stream-sample: produce a dataset's pins with inline images, so a new stack shows similar pins.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import structlog
+import typer
+
+from pinclip.settings import get_settings
+
+app = typer.Typer(add_completion=False)
+log = structlog.get_logger("pinclip.compose")
+
+
+@app.command()
+def bootstrap(
+    pins: int = typer.Option(1200, help="Pins in the generated seed dataset."),
+    boards: int = typer.Option(120, help="Boards in the generated seed dataset."),
+    model: str = typer.Option("minilm", help="Trainer preset: minilm (recommended), small, tiny."),
+    steps: int | None = typer.Option(None, help="Training steps of the first model [preset's]."),
+    seed: int = 0,
+) -> None:
+    """Register model v1 (trained on a generated dataset, kept at <state>/seed) when the
+    registry is empty; do nothing when it already has a version."""
+    from pinclip.registry import ModelRegistry
+
+    settings = get_settings()
+    registry = ModelRegistry(settings.registry_url)
+    latest = registry.latest()
+    if latest is not None:
+        typer.echo(f"registry {settings.registry_url} has v{latest}: nothing to bootstrap")
+        return
+    data = settings.state_dir / "seed"
+    if not (data / "dataset.json").exists():
+        from trainer.generator import GeneratorConfig, generate
+
+        generate(data, GeneratorConfig(num_pins=pins, num_boards=boards, seed=seed))
+        typer.echo(f"generated {pins} pins on {boards} boards in {data}")
+    version = _train_and_register(
+        registry, data, settings.state_dir / "seed-run", model, steps, seed
+    )
+    typer.echo(f"registered v{version} in {settings.registry_url} (live)")
+
+
+def _train_and_register(
+    registry: Any, data: Path, run_dir: Path, model: str, steps: int | None, seed: int
+) -> int:
+    from encoder.model import PinClipModel
+    from trainer.config import TrainConfig
+    from trainer.dataset import read_dataset
+    from trainer.evaluate import evaluate
+    from trainer.loop import train
+
+    cfg = TrainConfig.preset(
+        model,
+        data=str(data),
+        out_dir=str(run_dir),
+        steps=steps,
+        seed=seed,
+        split_seed=seed,
+        feature_cache=str(run_dir.parent / "features"),
+    )
+    cfg.progress = False
+    result = train(cfg)
+    report = evaluate(
+        read_dataset(data), result.model_dir, cfg.heldout_fraction, seed, baselines=()
+    )
+    version, _ = registry.register_model(PinClipModel.load(result.model_dir), eval_report=report)
+    registry.set_live(version)
+    return int(version)
+
+
+@app.command("wait-graph")
+def wait_graph(
+    min_pins: int = typer.Option(
+        256,
+        help="Pins the graph must hold (a training round needs "
+        "enough to fill its batches after the held-out split).",
+    ),
+    poll_s: float = typer.Option(30.0, help="Seconds between checks."),
+    timeout_s: float = typer.Option(0.0, help="Give up after this long (0: wait forever)."),
+) -> None:
+    """Wait until Neo4j holds at least MIN_PINS pins, then exit 0 (exit 1 on timeout)."""
+    from graph_store import GraphStore
+
+    settings = get_settings()
+    deadline = time.monotonic() + timeout_s if timeout_s > 0 else None
+    while True:
+        count = -1
+        try:
+            with GraphStore(
+                settings.neo4j_uri,
+                settings.neo4j_user,
+                settings.neo4j_password.get_secret_value(),
+                settings.neo4j_database,
+            ) as graph:
+                count = graph.count_pins()
+        except Exception as exc:  # Neo4j still starting or briefly away: keep waiting
+            log.warning("wait_graph.unavailable", error=str(exc))
+        if count >= min_pins:
+            typer.echo(f"the graph holds {count} pins (>= {min_pins})")
+            return
+        log.info("wait_graph.waiting", pins=count, min_pins=min_pins, next_check_s=poll_s)
+        if deadline is not None and time.monotonic() > deadline:
+            typer.echo(f"timed out: the graph holds {count} pins (< {min_pins})", err=True)
+            raise typer.Exit(1)
+        time.sleep(poll_s)
+
+
+@app.command("stream-sample")
+def stream_sample(
+    data: Path | None = typer.Option(None, help="Dataset directory (default: <state>/seed)."),
+    pins: int = typer.Option(300, help="How many of its pins to produce (0: all)."),
+    rate: float = typer.Option(50.0, help="Events per second."),
+    api_url: str = typer.Option("http://127.0.0.1:8080", help="Where users reach the API."),
+    examples: int = typer.Option(3, help="How many 'similar pins' links to print."),
+) -> None:
+    """Produce a dataset's pins as new-pin events with inline images, plus their repins."""
+    from streams.config import WorkerConfig
+    from streams.producer import EventProducer
+    from trainer.dataset import read_dataset
+
+    settings = get_settings()
+    dataset = read_dataset(data or settings.state_dir / "seed")
+    chosen = dataset.pins[:pins] if pins > 0 else dataset.pins
+    events = sample_events(dataset, {p.pin_id for p in chosen})
+    config = WorkerConfig.from_settings(settings)
+    with EventProducer(config.kafka_bootstrap, config.topics) as producer:
+        started = time.monotonic()
+        for sent, event in enumerate(events, start=1):
+            producer.send(event)
+            delay = started + sent / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        producer.flush()
+    typer.echo(f"produced {len(events)} events ({len(chosen)} pins) to {config.topics.created}")
+    for pin in chosen[:examples]:
+        typer.echo(
+            f"similar pins for {pin.pin_id} ({pin.title!r}): {api_url}/pins/{pin.pin_id}/similar"
+        )
+
+
+def sample_events(dataset: Any, pin_ids: set[str]) -> list[Any]:
+    """A NewPin (inline image, first board) per pin, then a Repin per further save."""
+    from streams.events import NewPin, Repin
+
+    first: dict[str, Any] = {}
+    repins: list[Any] = []
+    for save in dataset.saves:
+        if save.pin_id not in pin_ids:
+            continue
+        if save.pin_id in first:
+            repins.append(
+                Repin(
+                    pin_id=save.pin_id,
+                    board_id=save.board_id,
+                    user_id=save.user_id or "sample-user",
+                    ts=datetime.now(UTC),
+                )
+            )
+        else:
+            first[save.pin_id] = save
+    new_pins = [
+        NewPin.with_inline_image(
+            dataset.read_image_bytes(pin),
+            pin_id=pin.pin_id,
+            board_id=first[pin.pin_id].board_id,
+            user_id=first[pin.pin_id].user_id or "sample-user",
+            title=pin.title,
+            description=pin.description,
+            created_at=datetime.now(UTC).isoformat(),
+        )
+        for pin in dataset.pins
+        if pin.pin_id in first
+    ]
+    return new_pins + repins
+
+
+def register(root: typer.Typer) -> None:
+    """Add the commands at the top level of `pinclip`."""
+    root.registered_commands.extend(app.registered_commands)
