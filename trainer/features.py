@@ -28,6 +28,7 @@ from torch import Tensor
 
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
+from encoder.towers import tower_width
 from trainer.dataset import Dataset, PinRecord
 
 log = structlog.get_logger("trainer.features")
@@ -104,23 +105,30 @@ def text_features(
     was_training = model.text.training
     model.text.eval()
     # Pad to the longest pin text of the dataset, not max_length: short texts, small cache.
-    length = max(int(pre.encode([t])[1].sum()) for t in texts) if texts else 1
-    tokens, masks, titles_out, desc_out = [], [], [], []
+    lengths = [int(m.sum()) for m in (pre.encode([t])[1] for t in texts)] if texts else [1]
+    length = max(lengths)
+    # Batches of similar length: padding to each batch's longest row is then nearly free.
+    order = sorted(range(len(pins)), key=lambda i: lengths[i])
+    width = tower_width(model.text)
+    tokens = torch.zeros(len(pins), length, width, dtype=torch.float16)
+    masks = torch.zeros(len(pins), length, dtype=torch.int64)
+    titles_out = torch.zeros(len(pins), width)
+    desc_out = torch.zeros(len(pins), width)
     for start in range(0, len(pins), TEXT_BATCH):
-        ids, mask = pre.encode(texts[start : start + TEXT_BATCH])
+        rows = order[start : start + TEXT_BATCH]
+        ids, mask = pre.encode([texts[i] for i in rows])
         ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
         states = model.text_tokens(ids_t, mask_t)
-        pad = length - states.shape[1]
-        tokens.append(torch.nn.functional.pad(states, (0, 0, 0, pad)).half())
-        masks.append(torch.nn.functional.pad(mask_t, (0, pad)))
-        titles_out.append(_pooled(model, pre, titles[start : start + TEXT_BATCH]))
-        desc_out.append(_pooled(model, pre, descriptions[start : start + TEXT_BATCH]))
+        tokens[rows, : states.shape[1]] = states.half()
+        masks[rows, : states.shape[1]] = mask_t
+        titles_out[rows] = _pooled(model, pre, [titles[i] for i in rows])
+        desc_out[rows] = _pooled(model, pre, [descriptions[i] for i in rows])
     model.text.train(was_training)
     out = {
-        "text_tokens": torch.cat(tokens),
-        "text_mask": torch.cat(masks),
-        "title": torch.cat(titles_out),
-        "description": torch.cat(desc_out),
+        "text_tokens": tokens,
+        "text_mask": masks,
+        "title": titles_out,
+        "description": desc_out,
         "has_description": torch.tensor([bool(p.description.strip()) for p in pins]),
     }
     if path is not None:
