@@ -43,7 +43,7 @@ def _register() -> None:
 def demo(
     pins: int = typer.Option(1200, help="Pins in the generated dataset."),
     train_steps: int | None = typer.Option(
-        None, help="Training steps for the demo model (first run) [the preset's: 600]."
+        None, help="Training steps for the demo model (first run) (the preset's: 600)."
     ),
     rate: float = typer.Option(100.0, help="Events produced per second."),
     keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),

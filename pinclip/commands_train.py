@@ -82,9 +82,9 @@ def train_cmd(
     model: str = typer.Option(
         "minilm", help="Preset: minilm (recommended), small, tiny (tests), default."
     ),
-    steps: int | None = typer.Option(None, help="Training steps [preset: 600 for minilm]."),
-    batch_size: int | None = typer.Option(None, help="Batch size [preset: 64 for minilm]."),
-    lr: float | None = typer.Option(None, help="Peak learning rate [preset: 1e-3 for minilm]."),
+    steps: int | None = typer.Option(None, help="Training steps (preset: 600 for minilm)."),
+    batch_size: int | None = typer.Option(None, help="Batch size (preset: 64 for minilm)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate (preset: 1e-3 for minilm)."),
     neighbor_weight: float = typer.Option(1.0, help="0 = ablation without neighbor alignment."),
     sampler: str = typer.Option("coboard", help="Neighbor sampler: coboard or walk."),
     heldout: float = 0.1,
@@ -96,7 +96,7 @@ def train_cmd(
         None, help="Local Hugging Face vision checkpoint (ViT, DINOv2, ConvNeXt...) as tower."
     ),
     feature_cache: Path | None = typer.Option(
-        None, help="Per-dataset image/text feature cache [default: <state_dir>/features]."
+        None, help="Per-dataset image/text feature cache (default: <state_dir>/features)."
     ),
     resume: bool = True,
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
@@ -249,7 +249,7 @@ def retrain_cmd(
     once: bool = typer.Option(False, help="Run one round and exit."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON template."),
     model: str = typer.Option("minilm", help="Preset (see `pinclip train`)."),
-    steps: int | None = typer.Option(None, help="Training steps [the preset's]."),
+    steps: int | None = typer.Option(None, help="Training steps (the preset's)."),
     tolerance: float = typer.Option(0.0, help="Allowed Recall@10 drop vs the live model."),
     metrics_port: int = typer.Option(9109, help="Prometheus port in --every mode (0: off)."),
     id_prefix: str = "",
