@@ -28,7 +28,9 @@ def bootstrap(
     pins: int = typer.Option(1200, help="Pins in the generated seed dataset."),
     boards: int = typer.Option(120, help="Boards in the generated seed dataset."),
     model: str = typer.Option("minilm", help="Trainer preset: minilm (recommended), small, tiny."),
-    steps: int | None = typer.Option(None, help="Training steps of the first model (the preset's)."),
+    steps: int | None = typer.Option(
+        None, help="Training steps of the first model (the preset's)."
+    ),
     seed: int = 0,
 ) -> None:
     """Register model v1 (trained on a generated dataset, kept at <state>/seed) when the
