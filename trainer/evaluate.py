@@ -30,6 +30,7 @@ from trainer.baselines import (
     minilm_text_embeddings,
     random_embeddings,
 )
+from trainer.data import load_or_blank
 from trainer.dataset import Dataset, PinRecord
 from trainer.metrics import retrieval_metrics
 from trainer.split import ColdStartSplit, cold_start_split
@@ -66,7 +67,9 @@ def embed_with_model(
     chunks: dict[str, list[np.ndarray]] = {"image": [], "text": [], "pin": []}
     for start in range(0, len(pins), batch_size):
         part = pins[start : start + batch_size]
-        pixels = np.stack([image_pre.load(dataset.read_image_bytes(p)) for p in part])
+        pixels = np.stack(
+            [load_or_blank(image_pre, dataset.read_image_bytes(p), p.pin_id) for p in part]
+        )
         ids, mask = text_pre.encode_pins([p.title for p in part], [p.description for p in part])
         out = model(
             torch.from_numpy(pixels).to(device),

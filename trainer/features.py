@@ -29,6 +29,7 @@ from torch import Tensor
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
 from encoder.towers import tower_width
+from trainer.data import load_or_blank
 from trainer.dataset import Dataset, PinRecord
 
 log = structlog.get_logger("trainer.features")
@@ -72,7 +73,9 @@ def image_features(
     if path is not None and path.exists():
         return torch.from_numpy(np.load(path))
     pre = model.image_preprocessor()
-    pixels = np.stack([pre.load(dataset.read_image_bytes(p)) for p in pins]).astype(np.float16)
+    pixels = np.stack(
+        [load_or_blank(pre, dataset.read_image_bytes(p), p.pin_id) for p in pins]
+    ).astype(np.float16)
     if path is not None:
         _save(path, pixels)
     log.info("features.images", pins=len(pins), size=v.image_size, cached=path is not None)

@@ -38,7 +38,25 @@ def rasterize_svg(svg: bytes, size: int = RASTER_SIZE) -> bytes:
         background="#ffffff",
         skip_system_fonts=True,
     )
-    return png
+    return _square(png, size)
+
+
+def _square(png: bytes, size: int) -> bytes:
+    """resvg keeps a drawing's aspect ratio; centre it on a white size × size canvas."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.size == (size, size):
+            return png
+        image.thumbnail((size, size))
+        canvas = Image.new("RGB", (size, size), (255, 255, 255))
+        rgba = image.convert("RGBA")
+        canvas.paste(rgba, ((size - rgba.width) // 2, (size - rgba.height) // 2), rgba)
+    out = io.BytesIO()
+    canvas.save(out, "PNG", optimize=True)
+    return out.getvalue()
 
 
 def normalise_root_size(svg: str) -> str:
