@@ -48,6 +48,21 @@ MERGE (p)-[r:SAVED_TO]->(b)
     r.savers = r.savers + [u IN row.users WHERE NOT u IN r.savers]
 """
 
+# One round trip for a stream's micro-batch: the saves (placeholders for unknown pins), then the
+# pins (which fill them), then each pin's boards — the same MERGE bodies as above, as unit
+# subqueries, in one transaction.
+WRITE_BATCH = (
+    "CALL () {\n"
+    + ADD_SAVES.replace("$rows", "$saves")
+    + "}\nCALL () {\n"
+    + UPSERT_PINS.replace("$rows", "$pins")
+    + """}
+UNWIND $pins AS row
+MATCH (p:Pin {pin_id: row.pin_id})
+RETURN row.pin_id AS id, [(p)-[:SAVED_TO]->(b:Board) | b.board_id] AS boards
+"""
+)
+
 GET_PINS = """
 UNWIND $ids AS id
 MATCH (p:Pin {pin_id: id})

@@ -145,7 +145,7 @@ class GraphStore:
     def write_batch(
         self, pins: Sequence[PinNode], saves: Sequence[Save] = ()
     ) -> dict[str, list[str]]:
-        """Pins, then saves, in ONE transaction; returns the boards of each written pin after it.
+        """Saves and pins in ONE statement and transaction; returns each written pin's boards.
 
         For a stream's micro-batch: one commit (one fsync, one round of locks) per batch instead
         of one per statement, and the boards come back in the same transaction, so the caller
@@ -153,20 +153,13 @@ class GraphStore:
         for a new pin, a backfill for an old one) writes the same row.
         """
         pin_batch, edge_batch = pin_rows(pins), edge_rows(saves)
-        ids = [row["pin_id"] for row in pin_batch]
 
         def work(tx: ManagedTransaction) -> dict[str, list[str]]:
-            if pin_batch:
-                tx.run(queries.UPSERT_PINS, rows=pin_batch).consume()
-            if edge_batch:
-                tx.run(queries.ADD_SAVES, rows=edge_batch).consume()
-            if not ids:
-                return {}
             found = {
                 record["id"]: sorted(record["boards"])
-                for record in tx.run(queries.BOARDS_OF_PINS, ids=ids)
+                for record in tx.run(queries.WRITE_BATCH, pins=pin_batch, saves=edge_batch)
             }
-            return {pin_id: found.get(pin_id, []) for pin_id in ids}
+            return {row["pin_id"]: found.get(row["pin_id"], []) for row in pin_batch}
 
         boards = self._run(True, "write_batch", work)
         log.debug("graph_store.write_batch", pins=len(pin_batch), edges=len(edge_batch))

@@ -5,9 +5,11 @@ Delivery (verified in faust-streaming 0.15.3, `faust/streams.py`):
   body raises or is cancelled (graceful stop mid-batch) the generator is closed and that
   `finally` acks the whole batch anyway — its offsets would be committed although the writes
   never happened.
-- `Stream.noack_take()` buffers the same way but never acks. We use it and ack each event
-  ourselves only after the batch's Milvus and Neo4j writes and its Kafka sends (dead letters,
-  PinEmbedded) succeeded. Faust commits only acked offsets (`Consumer.ack` → committable
+- `Stream.noack_take()` buffers the same way but never acks, and `Stream.noack()` iterates
+  record by record without acking. The repin agent uses the first, the new-pin agent the second
+  (its pipeline batches, streams/pipelining.py); both ack each event themselves only after the
+  batch's Milvus and Neo4j writes and its Kafka sends (dead letters, PinEmbedded) succeeded, in
+  offset order. Faust commits only acked offsets (`Consumer.ack` → committable
   offsets, committed every `broker_commit_interval`), so a crash or stop mid-batch leaves the
   batch uncommitted and the next worker replays it; idempotent writes make the replay harmless.
 - A graceful stop (SIGTERM) does not wait for in-flight batches (`stream_wait_empty=False`):
@@ -44,11 +46,15 @@ from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.errors import ConfigurationError, classify, short_detail
 from streams.events import DeadLetter, Event
+from streams.heartbeat import Snapshot, progress_fields
+from streams.log_noise import demote_known_noise
 from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.ports import StoreFactory
 from streams.retry import retry_transient
 from streams.worker import BatchOutcome, PinWorker, Submission
+from vector_store.errors import LiteDirectoryLocked
+from vector_store.milvus_io import lite_directory_locked
 
 log = structlog.get_logger(__name__)
 
@@ -92,6 +98,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move to the others after this long without heartbeats.
+        broker_session_timeout=config.session_timeout_s,
         # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
         # they are not acked, so the next worker replays them.
         stream_wait_empty=False,
@@ -126,16 +134,26 @@ def create_app(
     @app.agent(created)
     async def new_pins(stream: Any) -> None:
         """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
-        and the one before is published and acked — acks stay in order, after the writes."""
+        and the one before is published and acked — acks stay in order, after the writes.
+
+        Records go into the pipeline one by one as Faust hands them over (`noack()`: nothing is
+        acked but by `finish`); the pipeline's first stage takes whatever is waiting as one
+        batch, so there is no batching window to wait out when idle and no timer waking the
+        agent, and batches grow by themselves under load."""
         await worker.ready.wait()
 
-        async def finish(submission: Submission, outcome: BatchOutcome) -> None:
-            await publish(outcome)
-            await ack_all(stream, submission.token)
+        async def finish(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
+            await publish(
+                BatchOutcome(
+                    [e for o in outcomes for e in o.embedded], [d for o in outcomes for d in o.dead]
+                )
+            )
+            for submission in submissions:
+                await ack_all(stream, submission.token)
 
         async with worker.new_pin_pipeline(finish) as pipeline:
-            async for events in stream.noack_take(config.batch_max, within=config.batch_within_s):
-                await pipeline.submit(Submission([source_record(e) for e in events], events))
+            async for event in stream.noack().events():
+                await pipeline.submit(Submission([source_record(event)], (event,)))
 
     @app.agent(repinned)
     async def repins(stream: Any) -> None:
@@ -193,6 +211,8 @@ def create_app(
         record = SourceRecord(message.topic, message.partition, message.offset, message.value)
         await publish(await worker.handle_model_update(record))
 
+    lags: dict[tuple[str, int], int] = {}  # latest lag per input partition
+
     @app.timer(interval=1.0)
     async def report_lag() -> None:
         stages.label_threads()  # per-thread CPU readable from outside, by role
@@ -204,7 +224,24 @@ def create_app(
             if next_offset is None:
                 next_offset = await consumer.position(tp)
             lag = consumer_lag(consumer.highwater(tp), next_offset)
+            lags[(tp.topic, tp.partition)] = lag
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    if config.progress_interval_s > 0:
+        last: list[Snapshot] = []
+
+        @app.timer(interval=config.progress_interval_s)
+        async def report_progress() -> None:
+            """One `worker_progress` line: embedded, dead-lettered, repins, lag, versions."""
+            if not worker.ready.is_set():
+                return
+            now = Snapshot(
+                time.monotonic(), dict(worker.counts), sum(lags.values()), worker.models.targets()
+            )
+            fields = progress_fields(last[-1] if last else None, now)
+            last[:] = [now]
+            if fields is not None:
+                log.info("worker_progress", **fields)
 
     return app
 
@@ -241,6 +278,7 @@ def run_worker(
     (pinclip.factory) the worker builds its stores and encoders with."""
     from streams.topics import ensure_topics
 
+    demote_known_noise()
     try:
         preflight(config)
     except ConfigurationError as exc:
@@ -262,6 +300,12 @@ def preflight(config: WorkerConfig) -> None:
             raise ConfigurationError(f"registry {config.registry_url!r}: {exc}") from exc
         return
     check_start_version(config.registry_url, versions, config.model_version)
+    if lite_directory_locked(config.milvus_uri):
+        raise ConfigurationError(
+            f"{LiteDirectoryLocked(config.milvus_uri)}: point the worker, the API, backfill and "
+            "retrain at one Milvus server (PINCLIP_MILVUS_URI=http://HOST:19530; locally: "
+            '`pinclip services up && eval "$(pinclip services env)"`)'
+        )
 
 
 def configure_json_logs(level: str) -> None:

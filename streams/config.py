@@ -42,6 +42,7 @@ class WorkerConfig:
     consumer_group: str = "pinclip-worker"
     topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
     topic_replication: int = 1  # replication factor of the topics the worker creates
+    session_timeout_s: float = 60.0  # a crashed worker's partitions move after this long
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -60,14 +61,15 @@ class WorkerConfig:
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream
-    batch_max: int = 64  # most pins per embed-and-write batch (and per take() batch)
-    batch_within_s: float = 0.02  # longest wait to fill a take() batch
+    batch_max: int = 64  # most pins per embed-and-write batch (repins: 4x per take() batch)
+    batch_within_s: float = 0.05  # longest wait to fill a repin take() batch
     decode_workers: int = 0  # image decode pool size; 0: one per core
     decode_processes: bool = False  # decode in processes instead of threads
     max_request_bytes: int = 4 * 1024 * 1024  # largest Milvus upsert request
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
+    progress_interval_s: float = 10.0  # a `worker_progress` log line this often; 0: none
     metrics_host: str = "127.0.0.1"  # loopback: /metrics is not for the network by default
 
     def __post_init__(self) -> None:
@@ -116,6 +118,7 @@ class WorkerConfig:
             "consumer_group": settings.consumer_group,
             "topic_partitions": settings.topic_partitions,
             "topic_replication": settings.topic_replication,
+            "session_timeout_s": settings.kafka_session_timeout_s,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password,
@@ -137,6 +140,7 @@ class WorkerConfig:
             "fetch": FetchPolicy.from_settings(settings),
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
+            "progress_interval_s": settings.progress_interval_s,
             "metrics_host": settings.metrics_host,
         }
         values.update(overrides)

@@ -67,7 +67,8 @@ class Prepared:
     encoded: Encoded | None = None
 
 
-Finish = Callable[[Submission, BatchOutcome], Awaitable[None]]
+# The last stage, once per batch: publish every outcome, then ack every submission, in order.
+Finish = Callable[[list[Submission], list[BatchOutcome]], Awaitable[None]]
 
 
 class NewPinHandler:
@@ -96,18 +97,22 @@ class NewPinHandler:
         """One batch, not pipelined."""
         return (await self.write(await self.prepare([Submission(records)])))[0]
 
-    def pipeline(self, finish: Finish, max_batch: int) -> StagedPipeline[Submission]:
+    def pipeline(
+        self,
+        finish: Finish,
+        max_batch: int,
+        prepare: Callable[[list[Submission]], Awaitable[Prepared]] | None = None,
+    ) -> StagedPipeline[Submission]:
         """prepare → write → finish (publish + ack), overlapped across batches, in order."""
 
         async def finish_all(done: tuple[list[Submission], list[BatchOutcome]]) -> None:
-            for submission, outcome in zip(*done, strict=True):
-                await finish(submission, outcome)
+            await finish(*done)
 
         async def write(prepared: Prepared) -> tuple[list[Submission], list[BatchOutcome]]:
             return prepared.submissions, await self.write(prepared)
 
         return StagedPipeline(
-            [self.prepare, write, finish_all],
+            [prepare or self.prepare, write, finish_all],
             max_batch=max_batch,
             max_pending=4 * max_batch,
             weight=lambda s: max(1, len(s.records)),

@@ -84,6 +84,9 @@ def label_threads() -> int:
         if native is None:
             continue
         name = "loop" if thread is threading.main_thread() else thread.name
+        service = getattr(thread, "service", None)  # mode's service threads (Faust's consumer)
+        if service is not None and name.startswith("Thread-"):
+            name = type(service).__name__
         with contextlib.suppress(OSError):
             (_TASKS / str(native) / "comm").write_text(name[:15])
             labelled += 1

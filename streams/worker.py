@@ -35,7 +35,7 @@ from streams.models import (
     registry_versions,
     version_uri,
 )
-from streams.new_pins import BatchOutcome, NewPinHandler, Submission
+from streams.new_pins import BatchOutcome, NewPinHandler, Prepared, Submission
 from streams.pipeline import (
     RetryPolicy,
     SourceRecord,
@@ -165,23 +165,31 @@ class PinWorker:
         """One batch through the embed-and-write path, not pipelined (tests, simple callers)."""
         await self.ready.wait()
         assert self.new_pins is not None  # set by start(), before `ready`
-        outcome = await self.new_pins.handle(records)
+        prepared = await self.prepare_new_pins([Submission(records)])
+        outcome = (await self.new_pins.write(prepared))[0]
         self._count_new_pins(len(records), outcome)
         return outcome
 
+    async def prepare_new_pins(self, submissions: list[Submission]) -> Prepared:
+        """The first stage, pipelined or not: parse, fetch, decode, encode."""
+        assert self.new_pins is not None
+        return await self.new_pins.prepare(submissions)
+
     def new_pin_pipeline(
-        self, finish: Callable[[Submission, BatchOutcome], Awaitable[None]]
+        self, finish: Callable[[list[Submission], list[BatchOutcome]], Awaitable[None]]
     ) -> StagedPipeline[Submission]:
         """What the new-pin agent runs: submissions are prepared (fetch, decode, encode) while
-        the previous batch is written and the one before is finished (`finish`: publish, ack)."""
+        the previous batch is written and the one before is finished (`finish(submissions,
+        outcomes)`: publish, then ack in order)."""
         handler = self.new_pins
         assert handler is not None  # the agent waits for `ready`
 
-        async def counted(submission: Submission, outcome: BatchOutcome) -> None:
-            self._count_new_pins(len(submission.records), outcome)
-            await finish(submission, outcome)
+        async def counted(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
+            for submission, outcome in zip(submissions, outcomes, strict=True):
+                self._count_new_pins(len(submission.records), outcome)
+            await finish(submissions, outcomes)
 
-        return handler.pipeline(counted, max_batch=self.config.batch_max)
+        return handler.pipeline(counted, self.config.batch_max, self.prepare_new_pins)
 
     def _count_new_pins(self, records: int, outcome: BatchOutcome) -> None:
         self.counts["pins_in"] += records

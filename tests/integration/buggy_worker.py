@@ -1,26 +1,27 @@
 """A worker with a simulated bug, for tests/integration/test_worker_crash.py:
 `python buggy_worker.py CONFIG.json` runs the real Faust app around a PinWorker whose new-pin
-handler raises KeyError for any batch holding a pin whose id ends in "-crash-me"."""
+path (its first stage, which the agent's pipeline runs) raises KeyError for any batch holding a
+pin whose id ends in "-crash-me"."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from pinclip.factory import Factory
 from pinclip.worker import run
 from streams.app import configure_json_logs
 from streams.config import WorkerConfig
-from streams.pipeline import SourceRecord
-from streams.worker import BatchOutcome, PinWorker
+from streams.new_pins import Prepared, Submission
+from streams.worker import PinWorker
 
 
 class BuggyWorker(PinWorker):
-    async def handle_new_pins(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+    async def prepare_new_pins(self, submissions: list[Submission]) -> Prepared:
+        records = [record for submission in submissions for record in submission.records]
         if any(b'-crash-me"' in (record.value or b"") for record in records):
             raise KeyError("a simulated bug in the new-pin handler")
-        return await super().handle_new_pins(records)
+        return await super().prepare_new_pins(submissions)
 
 
 if __name__ == "__main__":

@@ -223,3 +223,24 @@ def test_concurrent_replays_by_several_workers_converge(store: GraphStore, prefi
     store.upsert_pins(pins)
     store.add_saves(events)
     assert graph_state(store, prefix) == concurrent
+
+
+def test_write_batch_writes_what_the_separate_calls_write_and_returns_the_boards(
+    store: GraphStore, prefix: str
+) -> None:
+    """The stream's one-statement write: same graph as upsert_pins + add_saves, boards back."""
+    pins, saves = sample_batch(prefix)
+    early = Save(f"{prefix}pin1", f"{prefix}early-board", f"{prefix}u9", T0 - timedelta(days=1))
+    store.add_saves([early])  # a repin seen before the pin: a placeholder with one board
+    boards = store.write_batch(pins, saves)
+    written = graph_state(store, prefix)
+    assert boards == {pin.pin_id: store.board_ids([pin.pin_id])[pin.pin_id] for pin in pins}
+    assert f"{prefix}early-board" in boards[f"{prefix}pin1"]
+    assert store.write_batch(pins, saves) == boards  # a replay changes nothing
+    assert graph_state(store, prefix) == written
+
+    store.delete_by_prefix(prefix)
+    store.add_saves([early])
+    store.upsert_pins(pins)
+    store.add_saves(saves)
+    assert graph_state(store, prefix) == written

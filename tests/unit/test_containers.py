@@ -190,3 +190,24 @@ def test_the_docker_context_is_where_testcontainers_looks(
     assert str(fixtures.docker_host()).endswith("unix:///tmp/colima-test.sock")
     monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/explicit.sock")
     assert fixtures.docker_host() == "unix:///tmp/explicit.sock"
+
+
+class _SlowToRemove(_FailingContainer):
+    """The engine refuses the first removal (the container is still exiting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def stop(self) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise RuntimeError("container state improper")
+        self.stopped = True
+
+
+def test_a_refused_removal_is_retried() -> None:
+    container = _SlowToRemove()
+    with pytest.raises(TimeoutError):
+        fixtures._from_container(container, lambda c: None)
+    assert container.stopped and container.attempts == 2
