@@ -115,7 +115,7 @@ def train_cmd(
         None, help="Local Hugging Face vision checkpoint (ViT, DINOv2, ConvNeXt...) as tower."
     ),
     feature_cache: Path | None = typer.Option(
-        None, help="Per-dataset image/text feature cache (default: <state_dir>/features)."
+        None, help="Per-dataset image/text feature cache (default: `STATE_DIR/features`)."
     ),
     resume: bool = typer.Option(True, help="Continue from OUT/checkpoint when it exists."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
