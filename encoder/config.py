@@ -23,8 +23,13 @@ class VisionConfig:
     """A ViT built from these numbers, or any local Hugging Face vision checkpoint.
 
     With `pretrained_path` set, the tower comes from that directory (transformers AutoModel,
-    offline) and width/layers/heads here are ignored; image_size/mean/std must then match the
-    checkpoint's own preprocessing.
+    offline) and width/layers/heads/stem here are ignored; `vision_config_from_checkpoint`
+    takes image_size/mean/std from the checkpoint's own config and preprocessor_config.json.
+
+    `stem="conv"` makes it a *hybrid* ViT: a small stride-2 convolution stack replaces the
+    single patch projection, giving the transformer locally-mixed patch tokens. Convolutions
+    bring the inductive bias (locality, translation) that a ViT otherwise has to learn from
+    data, which is what lets the tower learn from a few thousand images on a CPU.
     """
 
     image_size: int = 128
@@ -36,6 +41,7 @@ class VisionConfig:
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
     pretrained_path: str | None = None
+    stem: str = "patch"  # "patch" (plain ViT) or "conv" (hybrid: conv stack, then the ViT)
 
 
 @dataclass
@@ -77,6 +83,27 @@ class PreprocessLimits:
 
 
 @dataclass
+class HeadConfig:
+    """How the three heads map tower outputs into the shared space.
+
+    `residual=False` (models saved before this option): each head is one linear map.
+    `residual=True`: each head is a linear "skip" map plus a small MLP whose output layer starts
+    at zero, and the pin head also receives the pooled text and the image token directly:
+
+        text  = norm(S_t·t̄ + MLP_t(t̄))
+        pin   = norm(P_t·t̄ + P_v·v + P_f·fusion)      P_v, P_f start at 0
+        image = norm(S_v·v + MLP_v(v))
+
+    With the skips initialised as the same isometry (embed_dim ≥ the text width), an untrained
+    model's `text` and `pin` embeddings rank exactly like the frozen text tower's mean-pooled
+    embedding: training starts from the pretrained tower's quality and can only add to it.
+    """
+
+    residual: bool = False
+    mlp_hidden: int = 512
+
+
+@dataclass
 class PinClipConfig:
     """Everything needed to rebuild a PinClipModel; round-trips through config.json."""
 
@@ -85,6 +112,7 @@ class PinClipConfig:
     text: TextConfig = field(default_factory=TextConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     limits: PreprocessLimits = field(default_factory=PreprocessLimits)
+    heads: HeadConfig = field(default_factory=HeadConfig)
 
     @classmethod
     def default(cls) -> PinClipConfig:
@@ -116,6 +144,7 @@ class PinClipConfig:
             text=TextConfig(**data.get("text", {})),
             fusion=FusionConfig(**data.get("fusion", {})),
             limits=PreprocessLimits(**data.get("limits", {})),
+            heads=HeadConfig(**data.get("heads", {})),
         )
 
     def save(self, path: str | Path) -> None:

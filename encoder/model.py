@@ -1,9 +1,11 @@
 """PinClipModel: vision tower + text tower + hybrid fusion → three embeddings in one space.
 
 Outputs, all L2-normalised [B, D]:
-- image: the ViT's CLS token → linear head (global image content),
-- text: mean of the text tower's real tokens → linear head (title + description),
-- pin: the fusion token after attending over image patches and text tokens → linear head.
+- image: the ViT's CLS token → head (global image content),
+- text: mean of the text tower's real tokens → head (title + description),
+- pin: the fusion token after attending over image patches and text tokens → head; with
+  residual heads (`HeadConfig.residual`) the pin head also sees the pooled text and the image
+  token directly, and starts out equal to the text embedding (see `encoder/heads.py`).
 One space, so text, image and pin queries all search the same index.
 """
 
@@ -20,6 +22,7 @@ from torch import Tensor, nn
 
 from encoder.config import PinClipConfig
 from encoder.fusion import HybridFusion
+from encoder.heads import PinHead, ResidualHead
 from encoder.preprocess import ImagePreprocessor, TextPreprocessor
 from encoder.tokenizer import tokenizer_json_for
 from encoder.towers import build_text_tower, build_vision_tower, save_tower_config, tower_width
@@ -61,14 +64,24 @@ class PinClipModel(nn.Module):
         )
         vision_width, text_width = tower_width(self.vision), tower_width(self.text)
         dim = config.embed_dim
-        self.image_head = nn.Linear(vision_width, dim, bias=False)
-        self.text_head = nn.Linear(text_width, dim, bias=False)
         self.fusion = HybridFusion(config.fusion, vision_width, text_width)
-        self.pin_head = nn.Linear(config.fusion.width, dim, bias=False)
-        for head in (self.image_head, self.text_head, self.pin_head):
-            # A (semi-)orthogonal projection keeps a pretrained tower's cosine geometry as well
-            # as a down-projection can, so the untrained text head already retrieves sensibly.
-            nn.init.orthogonal_(head.weight)
+        self.image_head: nn.Module
+        self.text_head: nn.Module
+        self.pin_head: nn.Module
+        if config.heads.residual:
+            hidden = config.heads.mlp_hidden
+            self.image_head = ResidualHead(vision_width, dim, hidden)
+            self.text_head = ResidualHead(text_width, dim, hidden)
+            self.pin_head = PinHead(text_width, vision_width, config.fusion.width, dim, hidden)
+            self.pin_head.start_as(self.text_head)
+        else:
+            self.image_head = nn.Linear(vision_width, dim, bias=False)
+            self.text_head = nn.Linear(text_width, dim, bias=False)
+            self.pin_head = nn.Linear(config.fusion.width, dim, bias=False)
+            for head in (self.image_head, self.text_head, self.pin_head):
+                # A (semi-)orthogonal projection keeps a pretrained tower's cosine geometry as
+                # well as a down-projection can.
+                nn.init.orthogonal_(head.weight)
 
     # --- towers -------------------------------------------------------------------------
 
@@ -83,31 +96,48 @@ class PinClipModel(nn.Module):
 
     # --- heads --------------------------------------------------------------------------
 
-    def _image_embedding(self, tokens: Tensor) -> Tensor:
-        return F.normalize(self.image_head(tokens[:, 0]), dim=-1)
-
-    def _text_embedding(self, tokens: Tensor, attention_mask: Tensor) -> Tensor:
-        # Mean over real tokens, as sentence-transformers pools MiniLM: keeps its semantics.
+    @staticmethod
+    def pool_text(tokens: Tensor, attention_mask: Tensor) -> Tensor:
+        """Mean over real tokens, as sentence-transformers pools MiniLM: keeps its semantics."""
         mask = attention_mask.to(tokens.dtype).unsqueeze(-1)
-        pooled = (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return (tokens * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+    def text_from_pooled(self, pooled: Tensor) -> Tensor:
         return F.normalize(self.text_head(pooled), dim=-1)
 
+    def image_from_tokens(self, tokens: Tensor) -> Tensor:
+        return F.normalize(self.image_head(tokens[:, 0]), dim=-1)
+
     def encode_image(self, pixel_values: Tensor) -> Tensor:
-        return self._image_embedding(self.image_tokens(pixel_values))
+        return self.image_from_tokens(self.image_tokens(pixel_values))
 
     def encode_text(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return self._text_embedding(self.text_tokens(input_ids, attention_mask), attention_mask)
+        tokens = self.text_tokens(input_ids, attention_mask)
+        return self.text_from_pooled(self.pool_text(tokens, attention_mask))
+
+    def embed(
+        self, image_tokens: Tensor, text_tokens: Tensor, attention_mask: Tensor
+    ) -> PinClipOutput:
+        """The three heads from tower outputs (training may pass cached text tokens)."""
+        pooled = self.pool_text(text_tokens, attention_mask)
+        fused = self.fusion(image_tokens[:, 1:], text_tokens, attention_mask)
+        if isinstance(self.pin_head, PinHead):
+            pin = self.pin_head(pooled, image_tokens[:, 0], fused)
+        else:
+            pin = self.pin_head(fused)
+        return PinClipOutput(
+            image=self.image_from_tokens(image_tokens),
+            text=self.text_from_pooled(pooled),
+            pin=F.normalize(pin, dim=-1),
+        )
 
     def forward(
         self, pixel_values: Tensor, input_ids: Tensor, attention_mask: Tensor
     ) -> PinClipOutput:
-        image_tokens = self.image_tokens(pixel_values)
-        text_tokens = self.text_tokens(input_ids, attention_mask)
-        fused = self.fusion(image_tokens[:, 1:], text_tokens, attention_mask)
-        return PinClipOutput(
-            image=self._image_embedding(image_tokens),
-            text=self._text_embedding(text_tokens, attention_mask),
-            pin=F.normalize(self.pin_head(fused), dim=-1),
+        return self.embed(
+            self.image_tokens(pixel_values),
+            self.text_tokens(input_ids, attention_mask),
+            attention_mask,
         )
 
     # --- preprocessing shared with serving ------------------------------------------------

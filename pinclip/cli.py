@@ -62,12 +62,17 @@ def _register() -> None:
     from pinclip.commands_compose import register as register_compose
 
     register_compose(app)  # bootstrap, wait-graph, stream-sample (compose/dev.yml)
+    from pinclip.commands_datasets import app as datasets_app
+
+    app.add_typer(datasets_app, name="datasets", help="Real evaluation datasets.")
     app.command("demo")(demo)
 
 
 def demo(
     pins: int = typer.Option(1200, help="Pins in the generated dataset."),
-    train_steps: int = typer.Option(300, help="Training steps for the demo model (first run)."),
+    train_steps: int | None = typer.Option(
+        None, help="Training steps for the demo model (first run) (the preset's: 600)."
+    ),
     rate: float = typer.Option(100.0, help="Events produced per second."),
     keep_services: bool = typer.Option(False, help="Leave Kafka and Neo4j running afterwards."),
     gallery: bool = typer.Option(

@@ -26,8 +26,10 @@ log = structlog.get_logger("pinclip.compose")
 def bootstrap(
     pins: int = typer.Option(1200, help="Pins in the generated seed dataset."),
     boards: int = typer.Option(120, help="Boards in the generated seed dataset."),
-    model: str = typer.Option("small", help="Trainer preset: tiny, small, minilm, default."),
-    steps: int = typer.Option(300, help="Training steps of the first model."),
+    model: str = typer.Option("minilm", help="Trainer preset: minilm (recommended), small, tiny."),
+    steps: int | None = typer.Option(
+        None, help="Training steps of the first model (the preset's)."
+    ),
     seed: int = typer.Option(0, help="Seed of the generated dataset and of training."),
 ) -> None:
     """Register model v1 (trained on a generated dataset, kept at STATE_DIR/seed) when the
@@ -53,7 +55,7 @@ def bootstrap(
 
 
 def _train_and_register(
-    registry: Any, data: Path, run_dir: Path, model: str, steps: int, seed: int
+    registry: Any, data: Path, run_dir: Path, model: str, steps: int | None, seed: int
 ) -> int:
     from encoder.model import PinClipModel
     from trainer.config import TrainConfig
@@ -61,14 +63,14 @@ def _train_and_register(
     from trainer.evaluate import evaluate
     from trainer.loop import train
 
-    cfg = TrainConfig(
+    cfg = TrainConfig.preset(
+        model,
         data=str(data),
         out_dir=str(run_dir),
-        model=model,
-        tokenizer=None if model == "minilm" else "minilm",
         steps=steps,
         seed=seed,
         split_seed=seed,
+        feature_cache=str(run_dir.parent / "features"),
     )
     cfg.progress = False
     result = train(cfg)

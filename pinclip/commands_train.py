@@ -88,10 +88,18 @@ def export_data(
 def train_cmd(
     data: Annotated[str, typer.Option(help="Dataset directory or fsspec URL.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, model/, train.json).")],
-    model: str = typer.Option("tiny", help="Preset: tiny, small, minilm, default."),
-    steps: int = typer.Option(200, min=1, help="Optimizer steps (one batch each)."),
-    batch_size: int = typer.Option(32, min=2, help="Pins per batch (in-batch negatives)."),
-    lr: float = typer.Option(1e-3, help="Peak learning rate (warmup, then cosine decay)."),
+    model: str = typer.Option(
+        "minilm", help="Preset: minilm (recommended), small, tiny (tests), default."
+    ),
+    steps: int | None = typer.Option(
+        None, min=1, help="Optimizer steps, one batch each (preset: 600 for minilm)."
+    ),
+    batch_size: int | None = typer.Option(
+        None, min=2, help="Pins per batch, in-batch negatives (preset: 64 for minilm)."
+    ),
+    lr: float | None = typer.Option(
+        None, help="Peak learning rate, warmup then cosine (preset: 1e-3 for minilm)."
+    ),
     neighbor_weight: float = typer.Option(1.0, help="0 = ablation without neighbor alignment."),
     sampler: str = typer.Option("coboard", help="Neighbor sampler: coboard or walk."),
     heldout: float = typer.Option(
@@ -99,8 +107,16 @@ def train_cmd(
     ),
     split_seed: int = typer.Option(0, help="Seed of the held-out split."),
     seed: int = typer.Option(0, help="Seed of initialisation, batch order and sampling."),
-    workers: int = typer.Option(1, min=0, help="DataLoader worker processes (0: in-process)."),
-    threads: int = typer.Option(1, help="torch CPU threads (more only on an idle machine)."),
+    workers: int = typer.Option(
+        1, min=0, help="DataLoader worker processes (live path only: text tower trained)."
+    ),
+    threads: int = typer.Option(0, help="torch CPU threads; 0 = the cores not busy now."),
+    vision_checkpoint: Path | None = typer.Option(
+        None, help="Local Hugging Face vision checkpoint (ViT, DINOv2, ConvNeXt...) as tower."
+    ),
+    feature_cache: Path | None = typer.Option(
+        None, help="Per-dataset image/text feature cache (default: `STATE_DIR/features`)."
+    ),
     resume: bool = typer.Option(True, help="Continue from OUT/checkpoint when it exists."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
 ) -> None:
@@ -113,27 +129,28 @@ def train_cmd(
     """
     from trainer.config import TrainConfig
     from trainer.loop import train
-    from trainer.losses import LossWeights
 
     if config is not None:
         cfg = TrainConfig.load(config)
         cfg.data, cfg.out_dir = data, str(out)
     else:
-        cfg = TrainConfig(
+        cfg = TrainConfig.preset(
+            model,
             data=data,
             out_dir=str(out),
-            model=model,
             steps=steps,
             batch_size=batch_size,
             lr=lr,
-            weights=LossWeights(neighbor=neighbor_weight),
             neighbor_sampler=sampler,
             heldout_fraction=heldout,
             split_seed=split_seed,
             seed=seed,
             num_workers=workers,
             threads=threads,
+            vision_checkpoint=str(vision_checkpoint) if vision_checkpoint else None,
+            feature_cache=str(feature_cache or get_settings().state_dir / "features"),
         )
+        cfg.weights.neighbor = neighbor_weight
     result = train(cfg, resume=resume)
     typer.echo(f"model: {result.model_dir} ({result.steps} steps, {result.samples_per_s:.0f}/s)")
 
@@ -171,7 +188,9 @@ def eval_cmd(
         cfg.heldout_fraction,
         cfg.split_seed,
         ablation_dir=None if ablation is None else ablation / MODEL_DIR,
-        baselines=("random", "minilm_text") if minilm else ("random",),
+        baselines=("random", "colour_histogram", "minilm_text")
+        if minilm
+        else ("random", "colour_histogram"),
     )
     path = write_report(report, run / MODEL_DIR)
     cols = ["recall@1", "recall@10", "recall@50", "mrr", "text_to_pin@10"]
@@ -422,6 +441,7 @@ def retrain_cmd(
     if steps is not None:
         template.steps = steps
     template.progress = False
+    template.feature_cache = template.feature_cache or str(settings.state_dir / "features")
     typer.echo(f"training configuration: {origin}; {template.steps} steps")
     work_dir = settings.state_dir / "retrain"
     with _graph(settings) as graph:

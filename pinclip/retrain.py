@@ -81,7 +81,7 @@ def retrain_template(
     if config_path is not None:
         return TrainConfig.load(config_path), f"{config_path}"
     if preset is not None:
-        return TrainConfig(model=preset), f"preset {preset!r} (--model)"
+        return TrainConfig.preset(preset), f"preset {preset!r} (--model)"
     if live is not None:
         stored = registry.read_train_config(live)
         if stored:
@@ -93,7 +93,7 @@ def retrain_template(
                 TrainConfig(model_config=architecture),
                 f"live v{live}'s architecture (no training configuration stored) with defaults",
             )
-    cfg = TrainConfig()
+    cfg = TrainConfig.preset()  # the recommended preset
     return cfg, f"no live model: preset {cfg.model!r}"
 
 

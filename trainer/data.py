@@ -12,15 +12,36 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import structlog
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
-from encoder.preprocess import ImagePreprocessor, TextPreprocessor
+from encoder.preprocess import ImagePreprocessor, ImageRejected, TextPreprocessor
 from trainer.dataset import Dataset, PinRecord
 from trainer.losses import share_board_mask
 from trainer.neighbors import CoBoardSampler, PinBoardGraph, RandomWalkSampler
+
+
+def load_or_blank(pre: ImagePreprocessor, data: bytes, pin_id: str = "") -> np.ndarray:
+    """The serving preprocessor's array, or a white image for one it refuses (too thin, not
+    decodable...): such a pin still trains and is scored on its text instead of failing the
+    whole run; each refusal is logged."""
+    try:
+        return pre.load(data)
+    except ImageRejected as exc:
+        structlog.get_logger("trainer").warning("image.rejected", pin_id=pin_id, reason=exc.reason)
+        return pre.to_array(Image.new("RGB", (pre.size, pre.size), (255, 255, 255)))
+
+
+def tensors_to(batch: object, device: torch.device) -> dict[str, object]:
+    """A batch dataclass's fields, tensors moved to `device` (the rest as they are)."""
+    return {
+        k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
+        for k, v in batch.__dict__.items()
+    }
 
 
 @dataclass
@@ -42,11 +63,7 @@ class PinBatch:
     share_board: Tensor | None = None
 
     def to(self, device: torch.device) -> PinBatch:
-        moved = {
-            k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
-            for k, v in self.__dict__.items()
-        }
-        return PinBatch(**moved)
+        return PinBatch(**tensors_to(self, device))  # type: ignore[arg-type]
 
     def __len__(self) -> int:
         return int(self.pixel_values.shape[0])
@@ -101,7 +118,9 @@ class PinPairDataset(TorchDataset[tuple[int, int | None]]):
         return i, (None if other is None else self.index.get(other))
 
     def pixels(self, indices: Sequence[int]) -> Tensor:
-        arrays = [self.image_pre.load(self.image_bytes[i]) for i in indices]
+        arrays = [
+            load_or_blank(self.image_pre, self.image_bytes[i], self.pins[i].pin_id) for i in indices
+        ]
         return torch.from_numpy(np.stack(arrays))
 
     def collate(self, items: Sequence[tuple[int, int | None]]) -> PinBatch:

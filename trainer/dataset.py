@@ -3,11 +3,15 @@
 Layout (format version 1)::
 
     <dir>/dataset.json   {"format": "pinclip-dataset", "format_version": 1, "name": ..., ...}
-    <dir>/pins.jsonl     {"pin_id": str, "title": str, "description": str, "image": str}
+    <dir>/pins.jsonl     {"pin_id": str, "title": str, "description": str, "image": str,
+                          "group": str (optional)}
     <dir>/saves.jsonl    {"pin_id": str, "board_id": str, "user_id": str | null, "ts": float | null}
 
 `image` is a URI (file://, s3://, http(s)://, anything fsspec opens) or a path relative to the
-dataset directory. Unknown keys are ignored so the format can grow without breaking readers.
+dataset directory. `group` names a near-duplicate group (the same concept drawn twice, skin-tone
+variants, one icon in several styles): the cold-start split holds a group out whole, so no
+near-copy of a query is among the candidates. Pins without it form a group of their own.
+Unknown keys are ignored so the format can grow without breaking readers.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class PinRecord:
     title: str
     description: str
     image: str
+    group: str = ""  # near-duplicate group; "" = a group of its own
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,7 @@ def read_dataset(url: str | Path) -> Dataset:
                     title=str(row.get("title") or ""),
                     description=str(row.get("description") or ""),
                     image=str(row["image"]),
+                    group=str(row.get("group") or ""),
                 )
             )
         except KeyError as exc:

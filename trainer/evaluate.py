@@ -5,9 +5,11 @@ content alone. Candidates are the training pins. Relevant = training pins that s
 with the query in the *full* graph. Also text→pin Recall@10: a held-out pin's text embedding
 must find that pin's own pin embedding among all pins (known-item search).
 
-Every report carries the baselines: random vectors, the frozen off-the-shelf MiniLM text tower
-(mean-pooled over title + description, both sides text), and optionally the same model trained
-without neighbor alignment (the ablation).
+Every report carries the baselines: random vectors, a colour histogram of the image (image
+only, no learning), the frozen off-the-shelf MiniLM text tower (mean-pooled over title +
+description, both sides text), and optionally the same model trained without neighbor alignment
+(the ablation). Each model is scored per head too: `model` is the `pin` head (what the stream
+indexes), `model.text` and `model.image` query and rank with that head alone.
 """
 
 from __future__ import annotations
@@ -23,9 +25,26 @@ import torch
 
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
+from trainer.baselines import (
+    colour_histogram_embeddings,
+    minilm_text_embeddings,
+    random_embeddings,
+)
+from trainer.data import load_or_blank
 from trainer.dataset import Dataset, PinRecord
 from trainer.metrics import retrieval_metrics
 from trainer.split import ColdStartSplit, cold_start_split
+
+__all__ = [
+    "Embeddings",
+    "EvalIndex",
+    "embed_with_model",
+    "evaluate",
+    "minilm_text_embeddings",
+    "model_rows",
+    "random_embeddings",
+    "score",
+]
 
 EVAL_FILE = "eval.json"
 KS = (1, 10, 50)
@@ -48,7 +67,9 @@ def embed_with_model(
     chunks: dict[str, list[np.ndarray]] = {"image": [], "text": [], "pin": []}
     for start in range(0, len(pins), batch_size):
         part = pins[start : start + batch_size]
-        pixels = np.stack([image_pre.load(dataset.read_image_bytes(p)) for p in part])
+        pixels = np.stack(
+            [load_or_blank(image_pre, dataset.read_image_bytes(p), p.pin_id) for p in part]
+        )
         ids, mask = text_pre.encode_pins([p.title for p in part], [p.description for p in part])
         out = model(
             torch.from_numpy(pixels).to(device),
@@ -58,37 +79,6 @@ def embed_with_model(
         for name in chunks:
             chunks[name].append(getattr(out, name).float().cpu().numpy())
     return Embeddings(**{k: np.concatenate(v) for k, v in chunks.items()})
-
-
-@torch.no_grad()
-def minilm_text_embeddings(texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
-    """The off-the-shelf sentence embedding: MiniLM-L6 mean-pooled, L2-normalised."""
-    from transformers import AutoModel, AutoTokenizer
-
-    from encoder.tokenizer import minilm_path
-
-    path = str(minilm_path())
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModel.from_pretrained(path).eval()
-    out = []
-    for start in range(0, len(texts), batch_size):
-        enc = tokenizer(
-            list(texts[start : start + batch_size]),
-            padding=True,
-            truncation=True,
-            max_length=64,
-            return_tensors="pt",
-        )
-        hidden = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
-        out.append(torch.nn.functional.normalize(pooled, dim=-1).numpy())
-    return np.concatenate(out)
-
-
-def random_embeddings(n: int, dim: int, seed: int) -> np.ndarray:
-    vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
 @dataclass
@@ -127,13 +117,22 @@ def score(
     return metrics
 
 
+def model_rows(name: str, index: EvalIndex, emb: Embeddings) -> dict[str, dict[str, float]]:
+    """`name` (pin head, plus known-item text→pin) and `name.text` / `name.image` (one head)."""
+    return {
+        name: score(index, emb.pin, emb.text),
+        f"{name}.text": score(index, emb.text),
+        f"{name}.image": score(index, emb.image),
+    }
+
+
 def evaluate(
     dataset: Dataset,
     model_dir: str | Path,
     heldout_fraction: float,
     split_seed: int,
     ablation_dir: str | Path | None = None,
-    baselines: Sequence[str] = ("random", "minilm_text"),
+    baselines: Sequence[str] = ("random", "colour_histogram", "minilm_text"),
     seed: int = 0,
     minilm_cache: np.ndarray | None = None,
 ) -> dict[str, Any]:
@@ -142,16 +141,18 @@ def evaluate(
     index = EvalIndex.build(dataset, split)
     rows: dict[str, dict[str, float]] = {}
     model = PinClipModel.load(model_dir)
-    emb = embed_with_model(model, dataset, index.pins)
-    rows["model"] = score(index, emb.pin, emb.text)
+    rows.update(model_rows("model", index, embed_with_model(model, dataset, index.pins)))
     if ablation_dir is not None:
         ablation = embed_with_model(PinClipModel.load(ablation_dir), dataset, index.pins)
-        rows["no_neighbor"] = score(index, ablation.pin, ablation.text)
+        rows.update(model_rows("no_neighbor", index, ablation))
     if "random" in baselines:
         vecs = random_embeddings(len(index.pins), model.config.embed_dim, seed)
         rows["random"] = score(
             index, vecs, random_embeddings(len(index.pins), vecs.shape[1], seed + 1)
         )
+    if "colour_histogram" in baselines:
+        images = [dataset.read_image_bytes(p) for p in index.pins]
+        rows["colour_histogram"] = score(index, colour_histogram_embeddings(images))
     if "minilm_text" in baselines:
         texts = minilm_cache
         if texts is None:
@@ -180,8 +181,8 @@ def write_report(report: dict[str, Any], model_dir: str | Path) -> Path:
 def format_table(report: dict[str, Any]) -> str:
     """Plain-text table (also what the CLI prints through rich)."""
     cols = ["recall@1", "recall@10", "recall@50", "mrr", "text_to_pin@10"]
-    lines = [f"{'system':<14}" + "".join(f"{c:>16}" for c in cols)]
+    lines = [f"{'system':<20}" + "".join(f"{c:>16}" for c in cols)]
     for name, row in report["rows"].items():
         cells = "".join(f"{row[c]:>16.4f}" if c in row else f"{'n/a':>16}" for c in cols)
-        lines.append(f"{name:<14}{cells}")
+        lines.append(f"{name:<20}{cells}")
     return "\n".join(lines)

@@ -54,6 +54,10 @@ class LossWeights:
     neighbor_pin: float = 1.0
     neighbor_image: float = 0.5
     neighbor_text: float = 0.5
+    # Same-granularity terms: image(p)↔image(n) and text(p)↔text(n). They teach the image and
+    # text heads the graph too, so each head retrieves on its own (an image-only query).
+    neighbor_image_image: float = 0.0
+    neighbor_text_text: float = 0.0
 
 
 class MultiGranularLoss(nn.Module):
@@ -110,7 +114,8 @@ class NeighborAlignmentLoss(nn.Module):
     For anchors p_i and their sampled neighbors n_i (co-board or random-walk),
 
         L_nbr = w · [ w_p · NCE(pin(p), pin(n)) + w_v · NCE(pin(p), image(n))
-                    + w_t · NCE(pin(p), text(n)) ]
+                    + w_t · NCE(pin(p), text(n))
+                    + w_vv · NCE(image(p), image(n)) + w_tt · NCE(text(p), text(n)) ]
 
     with in-batch negatives n_j (j ≠ i). A negative n_j that shares a board with p_i is a false
     negative — the graph says they belong together — so it is excluded from the softmax
@@ -123,6 +128,8 @@ class NeighborAlignmentLoss(nn.Module):
         self.to_pin = InfoNCELoss(init_temperature)
         self.to_image = InfoNCELoss(init_temperature)
         self.to_text = InfoNCELoss(init_temperature)
+        self.image_image = InfoNCELoss(init_temperature)
+        self.text_text = InfoNCELoss(init_temperature)
 
     def forward(
         self,
@@ -132,6 +139,8 @@ class NeighborAlignmentLoss(nn.Module):
         neighbor_pin: Tensor,
         share_board: Tensor | None = None,
         has_neighbor: Tensor | None = None,
+        anchor_image: Tensor | None = None,
+        anchor_text: Tensor | None = None,
     ) -> dict[str, Tensor]:
         w = self.weights
         if not w.neighbor:
@@ -139,12 +148,13 @@ class NeighborAlignmentLoss(nn.Module):
         if has_neighbor is not None:
             if int(has_neighbor.sum()) < 2:
                 return {}
-            anchor_pin = anchor_pin[has_neighbor]
-            neighbor_image = neighbor_image[has_neighbor]
-            neighbor_text = neighbor_text[has_neighbor]
-            neighbor_pin = neighbor_pin[has_neighbor]
+            keep = has_neighbor
+            anchor_pin, neighbor_image = anchor_pin[keep], neighbor_image[keep]
+            neighbor_text, neighbor_pin = neighbor_text[keep], neighbor_pin[keep]
+            anchor_image = None if anchor_image is None else anchor_image[keep]
+            anchor_text = None if anchor_text is None else anchor_text[keep]
             if share_board is not None:
-                share_board = share_board[has_neighbor][:, has_neighbor]
+                share_board = share_board[keep][:, keep]
         parts: dict[str, Tensor] = {}
         if w.neighbor_pin:
             parts["nbr_pin"] = (
@@ -159,6 +169,18 @@ class NeighborAlignmentLoss(nn.Module):
         if w.neighbor_text:
             parts["nbr_text"] = (
                 w.neighbor * w.neighbor_text * self.to_text(anchor_pin, neighbor_text, share_board)
+            )
+        if w.neighbor_image_image and anchor_image is not None:
+            parts["nbr_image_image"] = (
+                w.neighbor
+                * w.neighbor_image_image
+                * self.image_image(anchor_image, neighbor_image, share_board)
+            )
+        if w.neighbor_text_text and anchor_text is not None:
+            parts["nbr_text_text"] = (
+                w.neighbor
+                * w.neighbor_text_text
+                * self.text_text(anchor_text, neighbor_text, share_board)
             )
         return parts
 

@@ -5,7 +5,9 @@ lands on the same line and a long run becomes one giant line. `progress_bar` is 
 terminal and, anywhere else, whole lines: the first update at once, then at most one line per
 `interval_s`, and always the final state when the bar closes.
 
-Used by training, the backfill and `pinclip stream-dataset` (tqdm is a base dependency).
+Used by the backfill and `pinclip stream-dataset` (tqdm is a base dependency). Training uses
+`Progress`: the same bar on a terminal, and off a terminal structured `train.progress` log events
+(step, loss, samples/s, eta) rather than text lines, so a log pipeline can read them.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import sys
 import time
 from typing import IO, Any
 
+import structlog
 from tqdm import tqdm
 
 PIPED_INTERVAL_S = 10.0
+log = structlog.get_logger("trainer")
 
 
 class ThrottledLines:
@@ -82,3 +86,41 @@ def progress_bar(
         return tqdm(file=stream, dynamic_ncols=True, **options)
     options.setdefault("ncols", 100)
     return _LineTqdm(lines=ThrottledLines(stream, interval_s), ascii=True, **options)
+
+
+class Progress:
+    def __init__(self, total: int, initial: int, enabled: bool, every_s: float = 30.0) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.every_s = every_s
+        self.started = self.last_log = time.perf_counter()
+        self.seen = 0
+        self.samples_per_s = 0.0
+        self.bar: Any = None
+        if enabled and sys.stderr.isatty():
+            self.bar = progress_bar(total, desc="train", initial=initial, unit="step")
+
+    def update(self, step: int, record: dict[str, float], samples: int) -> None:
+        now = time.perf_counter()
+        self.seen += samples
+        self.samples_per_s = self.seen / max(1e-9, now - self.started)
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(
+                loss=f"{record['loss']:.3f}", samples_s=f"{self.samples_per_s:.0f}"
+            )
+        elif self.enabled and (now - self.last_log >= self.every_s or step == self.total):
+            self.last_log = now
+            steps_per_s = self.seen / max(1, samples) / max(1e-9, now - self.started)
+            log.info(
+                "train.progress",
+                step=step,
+                total=self.total,
+                loss=round(record["loss"], 4),
+                samples_s=round(self.samples_per_s, 1),
+                eta_s=round((self.total - step) / max(1e-9, steps_per_s)),
+            )
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

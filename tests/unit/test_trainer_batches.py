@@ -60,3 +60,19 @@ def test_batch_sampler_is_seeded_sharded_and_resumable() -> None:
     assert list(EpochBatchSampler(20, 4, seed=5, epoch=3)) != full
     ranks = [list(EpochBatchSampler(20, 4, seed=5, epoch=2, rank=r, world_size=2)) for r in (0, 1)]
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+
+
+def test_an_image_serving_refuses_trains_as_white_instead_of_failing() -> None:
+    import io
+
+    from PIL import Image as PILImage
+
+    from encoder.preprocess import ImagePreprocessor
+    from trainer.data import load_or_blank
+
+    pre = ImagePreprocessor(32)
+    thin = io.BytesIO()
+    PILImage.new("RGB", (96, 2), (0, 0, 0)).save(thin, "PNG")
+    white = pre.to_array(PILImage.new("RGB", (32, 32), (255, 255, 255)))
+    assert (load_or_blank(pre, thin.getvalue(), "thin") == white).all()
+    assert (load_or_blank(pre, b"not an image", "junk") == white).all()

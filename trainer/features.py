@@ -1,0 +1,175 @@
+"""Per-dataset feature caches: decode every image once, run the frozen text tower once.
+
+Profiling the `minilm` preset showed where a step went: most of it in the pretrained MiniLM
+tower (for the pin text, the title and the description of anchor *and* neighbor) and in
+decoding and resizing PNGs — both of which give the same answer every epoch once the text tower
+is frozen. So, once per dataset:
+
+- images → the exact float arrays serving computes (`ImagePreprocessor`), kept as float16,
+- pin text → the frozen tower's token states [L, W] (for the fusion) and mean-pooled vectors
+  for title and description (for the alignment losses).
+
+Both are also saved under `cache_dir` (keyed by a hash of everything that could change them),
+so the next run on the same dataset — another seed, the ablation — starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import structlog
+import torch
+from torch import Tensor
+
+from encoder.model import PinClipModel
+from encoder.preprocess import pin_text
+from encoder.towers import tower_width
+from trainer.data import load_or_blank
+from trainer.dataset import Dataset, PinRecord
+
+log = structlog.get_logger("trainer.features")
+TEXT_BATCH = 128
+
+
+@dataclass
+class PinFeatures:
+    """Row i describes pin i of the training pin list."""
+
+    pixels: Tensor  # float16 [N, 3, S, S], normalised as serving does
+    text_tokens: Tensor | None = None  # float16 [N, L, W]: frozen text tower on pin text
+    text_mask: Tensor | None = None  # int64 [N, L]
+    title: Tensor | None = None  # float32 [N, W]: pooled frozen title
+    description: Tensor | None = None  # float32 [N, W]
+    has_description: Tensor | None = None  # bool [N]
+
+
+def text_tower_frozen(model: PinClipModel) -> bool:
+    return all(not p.requires_grad for p in model.text.parameters())
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def image_features(
+    model: PinClipModel, dataset: Dataset, pins: Sequence[PinRecord], cache_dir: Path | None
+) -> Tensor:
+    v = model.config.vision
+    key = _key(
+        "images",
+        dataset.root,
+        dataset.meta,
+        [(p.pin_id, p.image) for p in pins],
+        v.image_size,
+        v.mean,
+        v.std,
+    )
+    path = cache_dir / f"images-{key}.npy" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.from_numpy(np.load(path))
+    pre = model.image_preprocessor()
+    pixels = np.stack(
+        [load_or_blank(pre, dataset.read_image_bytes(p), p.pin_id) for p in pins]
+    ).astype(np.float16)
+    if path is not None:
+        _save(path, pixels)
+    log.info("features.images", pins=len(pins), size=v.image_size, cached=path is not None)
+    return torch.from_numpy(pixels)
+
+
+@torch.no_grad()
+def text_features(
+    model: PinClipModel, pins: Sequence[PinRecord], cache_dir: Path | None
+) -> dict[str, Tensor]:
+    """Token states of pin text and pooled title/description from the frozen text tower."""
+    pre = model.text_preprocessor()
+    texts = [pin_text(p.title, p.description) for p in pins]
+    titles = [p.title or p.description for p in pins]
+    descriptions = [p.description or p.title for p in pins]
+    key = _key(
+        "text",
+        model.config.text,
+        model.tokenizer_json[-4096:],
+        len(model.tokenizer_json),
+        texts,
+        titles,
+        descriptions,
+        _weights_digest(model),
+    )
+    path = cache_dir / f"text-{key}.npz" if cache_dir else None
+    if path is not None and path.exists():
+        with np.load(path) as saved:
+            return {k: torch.from_numpy(saved[k]) for k in saved.files}
+    was_training = model.text.training
+    model.text.eval()
+    # Pad to the longest pin text of the dataset, not max_length: short texts, small cache.
+    lengths = [int(m.sum()) for m in (pre.encode([t])[1] for t in texts)] if texts else [1]
+    length = max(lengths)
+    # Batches of similar length: padding to each batch's longest row is then nearly free.
+    order = sorted(range(len(pins)), key=lambda i: lengths[i])
+    width = tower_width(model.text)
+    tokens = torch.zeros(len(pins), length, width, dtype=torch.float16)
+    masks = torch.zeros(len(pins), length, dtype=torch.int64)
+    titles_out = torch.zeros(len(pins), width)
+    desc_out = torch.zeros(len(pins), width)
+    for start in range(0, len(pins), TEXT_BATCH):
+        rows = order[start : start + TEXT_BATCH]
+        ids, mask = pre.encode([texts[i] for i in rows])
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        states = model.text_tokens(ids_t, mask_t)
+        tokens[rows, : states.shape[1]] = states.half()
+        masks[rows, : states.shape[1]] = mask_t
+        titles_out[rows] = _pooled(model, pre, [titles[i] for i in rows])
+        desc_out[rows] = _pooled(model, pre, [descriptions[i] for i in rows])
+    model.text.train(was_training)
+    out = {
+        "text_tokens": tokens,
+        "text_mask": masks,
+        "title": titles_out,
+        "description": desc_out,
+        "has_description": torch.tensor([bool(p.description.strip()) for p in pins]),
+    }
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: v.numpy() for k, v in out.items()})  # type: ignore[arg-type]
+        tmp.replace(path)
+    log.info("features.text", pins=len(pins), cached=path is not None)
+    return out
+
+
+def _pooled(model: PinClipModel, pre: object, texts: Sequence[str]) -> Tensor:
+    ids, mask = pre.encode(texts)  # type: ignore[attr-defined]
+    ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+    return model.pool_text(model.text_tokens(ids_t, mask_t), mask_t).float()
+
+
+def _weights_digest(model: PinClipModel) -> str:
+    """A cheap fingerprint of the text tower's weights (first and last tensors)."""
+    params = list(model.text.parameters())
+    digest = hashlib.sha256()
+    for p in (params[0], params[-1]):
+        digest.update(p.detach().float().numpy().tobytes()[:65536])
+    return digest.hexdigest()[:16]
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+def build_features(
+    model: PinClipModel, dataset: Dataset, pins: Sequence[PinRecord], cache_dir: Path | None
+) -> PinFeatures:
+    features = PinFeatures(pixels=image_features(model, dataset, pins, cache_dir))
+    if text_tower_frozen(model):
+        for name, value in text_features(model, pins, cache_dir).items():
+            setattr(features, name, value)
+    return features
