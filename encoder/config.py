@@ -42,6 +42,12 @@ class VisionConfig:
     std: tuple[float, float, float] = CLIP_STD
     pretrained_path: str | None = None
     stem: str = "patch"  # "patch" (plain ViT) or "conv" (hybrid: conv stack, then the ViT)
+    # "vit": the transformer above; "features": fixed colour/edge/k-means banks, whitened, and a
+    # trained MLP of `width` outputs (encoder/image_features.py; layers/heads/patch unused).
+    kind: str = "vit"
+    bank_kmeans: int = 1024  # k-means dictionary size of the "features" tower
+    bank_dim: int = 512  # PCA-whitened bank width fed to its MLP
+    bank_dropout: float = 0.1
 
 
 @dataclass

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from encoder.config import PinClipConfig
 from encoder.fusion import HybridFusion
 from encoder.heads import PinHead, ResidualHead
+from encoder.image_features import FeatureBankTower
 from encoder.preprocess import ImagePreprocessor, TextPreprocessor
 from encoder.tokenizer import tokenizer_json_for
 from encoder.towers import build_text_tower, build_vision_tower, save_tower_config, tower_width
@@ -90,6 +91,13 @@ class PinClipModel(nn.Module):
         out = self.vision(pixel_values=pixel_values)
         return out.last_hidden_state
 
+    def image_tokens_from(self, images: Tensor) -> Tensor:
+        """Image tokens from pixels [B,3,S,S], or from a feature-bank tower's cached bank
+        output [B,D] (training: the fixed part ran once per dataset)."""
+        if images.dim() == 2 and isinstance(self.vision, FeatureBankTower):
+            return self.vision.tokens(images).last_hidden_state  # type: ignore[no-any-return]
+        return self.image_tokens(images)
+
     def text_tokens(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         out = self.text(input_ids=input_ids, attention_mask=attention_mask)
         return out.last_hidden_state
@@ -120,7 +128,9 @@ class PinClipModel(nn.Module):
     ) -> PinClipOutput:
         """The three heads from tower outputs (training may pass cached text tokens)."""
         pooled = self.pool_text(text_tokens, attention_mask)
-        fused = self.fusion(image_tokens[:, 1:], text_tokens, attention_mask)
+        # A tower without patch tokens (the feature-bank tower) gives the fusion its summary.
+        patches = image_tokens[:, 1:] if image_tokens.shape[1] > 1 else image_tokens
+        fused = self.fusion(patches, text_tokens, attention_mask)
         if isinstance(self.pin_head, PinHead):
             pin = self.pin_head(pooled, image_tokens[:, 0], fused)
         else:

@@ -25,6 +25,7 @@ from transformers import (
 )
 
 from encoder.config import TextConfig, VisionConfig
+from encoder.image_features import FeatureBankTower
 from encoder.tokenizer import resolve_text_checkpoint
 
 # Eager attention exports to ONNX everywhere and is as fast as SDPA at these sizes on CPU.
@@ -114,7 +115,12 @@ def _as_token_tower(model: nn.Module) -> nn.Module:
 
 
 def build_vision_tower(cfg: VisionConfig, saved_config: Path | None = None) -> nn.Module:
-    """A ViT from our numbers, a local HF checkpoint, or (loading) an architecture-only config."""
+    """A ViT from our numbers, a local HF checkpoint, or (loading) an architecture-only config;
+    or the feature-bank tower (`kind="features"`), whose architecture is all in `cfg`."""
+    if cfg.kind == "features" and not cfg.pretrained_path:
+        return FeatureBankTower(cfg)
+    if cfg.kind != "vit" and not cfg.pretrained_path:
+        raise ValueError(f"vision kind must be 'vit' or 'features', not {cfg.kind!r}")
     if saved_config is not None:
         tower = _as_token_tower(_from_saved_config(saved_config))
         return _with_stem(tower, cfg) if not cfg.pretrained_path else tower
@@ -190,14 +196,17 @@ def _without_pooler(tower: nn.Module) -> nn.Module:
 
 
 def tower_width(tower: nn.Module) -> int:
-    if isinstance(tower, FeatureMapTokens):
+    if isinstance(tower, FeatureMapTokens | FeatureBankTower):
         return tower.width
     config: PretrainedConfig = tower.config  # type: ignore[assignment]
     return int(config.hidden_size)
 
 
 def save_tower_config(tower: nn.Module, directory: Path) -> None:
-    """Architecture only; the weights live in the model's single safetensors file."""
+    """Architecture only; the weights live in the model's single safetensors file. (The
+    feature-bank tower has no transformers config: the model's config.json describes it.)"""
+    if isinstance(tower, FeatureBankTower):
+        return
     tower.config.save_pretrained(directory)  # type: ignore[operator, union-attr]
 
 

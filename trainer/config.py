@@ -30,11 +30,11 @@ def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
         )
     elif name == "minilm":
         # D = 384 = MiniLM's width, so the residual heads start as an exact isometry of it.
+        # The image tower is the feature-bank tower: fixed colour/edge/k-means banks fitted to
+        # the dataset and whitened, then a trained MLP (encoder/image_features.py).
         cfg = PinClipConfig(
             embed_dim=384,
-            vision=VisionConfig(
-                image_size=64, patch_size=16, width=128, layers=2, heads=4, stem="conv"
-            ),
+            vision=VisionConfig(image_size=64, width=256, mlp_ratio=4.0, kind="features"),
             text=TextConfig(max_length=64),
             fusion=FusionConfig(width=128, layers=1, heads=4),
             heads=HeadConfig(residual=True, mlp_hidden=512),
@@ -85,6 +85,11 @@ class TrainConfig:
     # moment another process wants a core (measured, docs/BENCHMARKS.md).
     threads: int = 0  # 0 = the cores not busy right now (trainer.optim.choose_threads)
     progress: bool = True
+    # Guard (trainer.guard): this share of the training pins' saves is held out, whole groups
+    # at a time, as a cold-start validation set; after training the text and pin heads are
+    # interpolated between their step-0 weights (== frozen MiniLM) and the trained ones at the
+    # mix that retrieves best there. 0 disables it.
+    validation_fraction: float = 0.0
     vision_checkpoint: str | None = None  # a local HF vision checkpoint replaces the ViT
 
     @classmethod
@@ -104,6 +109,7 @@ class TrainConfig:
                 warmup_steps=30,
                 freeze_text_layers=99,
                 augment=True,
+                validation_fraction=0.1,
                 weights=LossWeights(neighbor_image_image=0.5, neighbor_text_text=0.5),
             )
         base.update({k: v for k, v in overrides.items() if v is not None})

@@ -21,6 +21,8 @@ from trainer.losses import share_board_mask
 
 @dataclass
 class FeatureBatch:
+    """`pixel_values`: images [B,3,S,S], or for a feature-bank tower its cached bank [B,D]."""
+
     pixel_values: Tensor
     text_tokens: Tensor | None  # None: the text tower runs live (it is being trained)
     text_mask: Tensor | None
@@ -52,6 +54,12 @@ class FeatureBatcher:
         self.seed = seed
 
     def _pixels(self, rows: Sequence[int], generator: torch.Generator) -> Tensor:
+        if self.features.pixels.dim() == 3:  # feature-bank views [V, N, D]: pick one a row
+            views = self.features.pixels.shape[0]
+            view = torch.randint(views, (len(rows),), generator=generator)
+            if not self.augment_images:
+                view = torch.zeros_like(view)
+            return self.features.pixels[view, torch.tensor(list(rows))].float()
         pixels = self.features.pixels[list(rows)].float()
         return augment(pixels, generator) if self.augment_images else pixels
 

@@ -26,9 +26,11 @@ import structlog
 import torch
 from torch import Tensor
 
+from encoder.image_features import FeatureBankTower
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
 from encoder.towers import tower_width
+from trainer.augment import augment
 from trainer.data import load_or_blank
 from trainer.dataset import Dataset, PinRecord
 
@@ -38,9 +40,14 @@ TEXT_BATCH = 128
 
 @dataclass
 class PinFeatures:
-    """Row i describes pin i of the training pin list."""
+    """Row i describes pin i of the training pin list.
 
-    pixels: Tensor  # float16 [N, 3, S, S], normalised as serving does
+    `pixels` are the images as serving normalises them — or, for the feature-bank tower
+    (`encoder.image_features`), its fixed bank output: [V, N, D], view 0 the image as served
+    and views 1… augmented copies (random zoom, shift, flip), so augmentation survives caching.
+    """
+
+    pixels: Tensor  # float16 [N, 3, S, S] or, for a feature-bank tower, [V, N, D]
     text_tokens: Tensor | None = None  # float16 [N, L, W]: frozen text tower on pin text
     text_mask: Tensor | None = None  # int64 [N, L]
     title: Tensor | None = None  # float32 [N, W]: pooled frozen title
@@ -165,11 +172,71 @@ def _save(path: Path, array: np.ndarray) -> None:
     tmp.replace(path)
 
 
+BANK_VIEWS = 4  # the image as served + 3 augmented views, computed once per dataset
+
+
+@torch.no_grad()
+def bank_features(
+    tower: FeatureBankTower, pixels: Tensor, fit_rows: int, key: str, cache_dir: Path | None
+) -> Tensor:
+    """Fits the tower's dictionary and whitening on the first `fit_rows` images (the training
+    pins), then computes its bank for every image in BANK_VIEWS views: [V, N, D] float16.
+    The fitted buffers are cached with the features (same key)."""
+    path = cache_dir / f"bank-{key}.pt" if cache_dir else None
+    fixed = [n for n, _ in tower.named_buffers()]
+    if path is not None and path.exists():
+        saved = torch.load(path, weights_only=True)
+        for name, value in saved["buffers"].items():
+            tower.get_buffer(name).copy_(value)
+        return saved["bank"]  # type: ignore[no-any-return]
+    tower.fit(pixels[:fit_rows], seed=0)
+    generator = torch.Generator().manual_seed(0)
+    views = []
+    for view in range(BANK_VIEWS):
+        rows = []
+        for start in range(0, len(pixels), 256):
+            chunk = pixels[start : start + 256].float()
+            if view:
+                chunk = augment(chunk, generator)
+            rows.append(tower.bank(chunk).half())
+        views.append(torch.cat(rows))
+    bank = torch.stack(views)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        buffers = {n: tower.get_buffer(n).clone() for n in fixed}
+        torch.save({"buffers": buffers, "bank": bank}, tmp)
+        tmp.replace(path)
+    log.info("features.bank", pins=len(pixels), views=BANK_VIEWS, dim=bank.shape[-1])
+    return bank
+
+
 def build_features(
-    model: PinClipModel, dataset: Dataset, pins: Sequence[PinRecord], cache_dir: Path | None
+    model: PinClipModel,
+    dataset: Dataset,
+    pins: Sequence[PinRecord],
+    cache_dir: Path | None,
+    fit_rows: int | None = None,
 ) -> PinFeatures:
-    features = PinFeatures(pixels=image_features(model, dataset, pins, cache_dir))
+    """Features of `pins`; a feature-bank tower is fitted on the first `fit_rows` of them
+    (default all: the training pins; validation pins may follow them).
+
+    Decoded images and the frozen text tower's outputs are computed for *every* pin of the
+    dataset and cached once, so each seed's split, the ablation and a retrain reuse them; the
+    bank is fitted per split (on its training pins only) and cached under its own key.
+    """
+    row = {p.pin_id: i for i, p in enumerate(dataset.pins)}
+    take = torch.tensor([row[p.pin_id] for p in pins], dtype=torch.long)
+    pixels = image_features(model, dataset, dataset.pins, cache_dir)[take]
+    if isinstance(model.vision, FeatureBankTower):
+        fit = len(pins) if fit_rows is None else fit_rows
+        key = _key(
+            "bank", model.config.vision, dataset.root, dataset.meta,
+            [(p.pin_id, p.image) for p in pins], fit, BANK_VIEWS,
+        )  # fmt: skip
+        pixels = bank_features(model.vision, pixels, fit, key, cache_dir)
+    features = PinFeatures(pixels=pixels)
     if text_tower_frozen(model):
-        for name, value in text_features(model, pins, cache_dir).items():
-            setattr(features, name, value)
+        for name, value in text_features(model, dataset.pins, cache_dir).items():
+            setattr(features, name, value[take])
     return features

@@ -20,6 +20,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import structlog
@@ -32,8 +33,11 @@ from encoder.model import PinClipModel
 from trainer.config import TrainConfig
 from trainer.data import EpochBatchSampler, PinBatch, PinPairDataset
 from trainer.dataset import read_dataset
+from trainer.evaluate import embed_with_model
 from trainer.feature_batches import FeatureBatch, FeatureBatcher
 from trainer.features import build_features, text_tower_frozen
+from trainer.guard import Validation, choose_heads, embed_cached, head_state, validation_split
+from trainer.guard import report as guard_report
 from trainer.neighbors import PinBoardGraph
 from trainer.objective import PinClipObjective
 from trainer.optim import build_optimizer, choose_threads, freeze_text_layers, warmup_cosine
@@ -79,7 +83,9 @@ class TrainingRun:
     world: int
     device: torch.device
     joined_process_group: bool
-    split: ColdStartSplit
+    split: ColdStartSplit  # the evaluation's split (its held-out pins never train)
+    validation: Validation  # what trains, and the guard's validation set carved from it
+    head_start: dict[str, dict[str, torch.Tensor]]  # step-0 text/pin heads (trainer.guard)
     model: PinClipModel
     objective: PinClipObjective
     trainable: nn.Module  # the objective, or its DDP wrapper
@@ -88,6 +94,7 @@ class TrainingRun:
     pairs: PinPairDataset
     batcher: FeatureBatcher | None  # None: the live DataLoader path
     frozen_text_params: int
+    feature_rows: dict[str, int] = field(default_factory=dict)  # pin_id → cached feature row
     step: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -122,22 +129,33 @@ def setup_run(cfg: TrainConfig) -> TrainingRun:
     seed_everything(cfg.seed + rank)
     dataset = read_dataset(cfg.data)
     split = cold_start_split(dataset, cfg.heldout_fraction, cfg.split_seed)
+    validation = validation_split(dataset, split, cfg.validation_fraction, cfg.split_seed)
     model = PinClipModel(cfg.pinclip_config(), cfg.tokenizer_json())
+    head_start = head_state(model)
     frozen = freeze_text_layers(model, cfg.freeze_text_layers)
     pairs = PinPairDataset.from_dataset(
         dataset,
-        split.train_pin_ids,
-        PinBoardGraph(split.train_saves),
+        validation.train.train_pin_ids,
+        PinBoardGraph(validation.train.train_saves),
         image_pre=model.image_preprocessor(),
         text_pre=model.text_preprocessor(),
         sampler=cfg.neighbor_sampler,
         with_neighbors=cfg.weights.neighbor > 0,
         seed=cfg.seed,
     )
-    batcher = None
+    batcher, rows = None, {}
     if text_tower_frozen(model):
-        features = build_features(model, dataset, pairs.pins, cfg.feature_cache_dir())
+        # Validation pins get features too (after the training pins: they fit nothing).
+        training = {p.pin_id for p in pairs.pins}
+        held = (
+            [p for p in validation.index.pins if p.pin_id not in training]
+            if validation.index
+            else []
+        )
+        pins = [*pairs.pins, *held]
+        features = build_features(model, dataset, pins, cfg.feature_cache_dir(), len(pairs.pins))
         batcher = FeatureBatcher(pairs, features, cfg.augment, cfg.seed)
+        rows = {p.pin_id: i for i, p in enumerate(pins)}
     objective = PinClipObjective(model, cfg.weights, cfg.init_temperature).to(device)
     optimizer = build_optimizer(objective, model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -151,8 +169,8 @@ def setup_run(cfg: TrainConfig) -> TrainingRun:
             find_unused_parameters=True,
         )
     return TrainingRun(
-        cfg, rank, world, device, joined, split, model, objective, trainable, optimizer,
-        scheduler, pairs, batcher, frozen,
+        cfg, rank, world, device, joined, split, validation, head_start, model, objective,
+        trainable, optimizer, scheduler, pairs, batcher, frozen, feature_rows=rows,
     )  # fmt: skip
 
 
@@ -243,11 +261,40 @@ def train_one_step(run: TrainingRun, batch: PinBatch | FeatureBatch) -> dict[str
     return {**record, "grad_norm": float(grad_norm)}
 
 
+def guard_heads(run: TrainingRun) -> dict[str, Any] | None:
+    """Keeps each guarded head at the mix of step-0 and trained weights that validates best."""
+    index = run.validation.index
+    if index is None:
+        return None
+    model = run.model
+    if run.batcher is not None:
+        features, rows = run.batcher.features, [run.feature_rows[p.pin_id] for p in index.pins]
+
+        def embed() -> dict[str, np.ndarray]:
+            return embed_cached(model, features, rows)
+    else:
+        dataset = read_dataset(run.cfg.data)
+
+        def embed() -> dict[str, np.ndarray]:
+            emb = embed_with_model(model, dataset, index.pins)
+            model.train()
+            return {"pin": emb.pin, "text": emb.text}
+
+    device = run.device
+    model.to("cpu")
+    try:
+        return guard_report(choose_heads(model, run.head_start, index, embed), index)
+    finally:
+        model.to(device)
+
+
 def finish(run: TrainingRun, samples_per_s: float) -> Path:
-    """Rank 0 writes OUT/model, train_config.json and train.json; every rank leaves the group."""
+    """Rank 0 guards the heads, writes OUT/model, train_config.json and train.json; every rank
+    leaves the process group."""
     out = Path(run.cfg.out_dir)
     model_dir = out / MODEL_DIR
     if run.rank == 0:
+        guard = guard_heads(run)
         run.model.save(model_dir)
         run.cfg.save(out / "train_config.json")
         report = {
@@ -255,6 +302,12 @@ def finish(run: TrainingRun, samples_per_s: float) -> Path:
             "samples_per_s": samples_per_s,
             "train_pins": len(run.split.train_pin_ids),
             "heldout_pins": run.split.heldout_pin_ids,
+            "validation_pins": (
+                []
+                if run.validation.index is None
+                else [run.validation.index.pins[i].pin_id for i in run.validation.index.query_rows]
+            ),
+            "guard": guard,
             "final_loss": run.history[-1]["loss"] if run.history else None,
             "history": run.history,
             "temperatures": {

@@ -28,7 +28,7 @@ class PinClipObjective(nn.Module):
         if isinstance(batch, FeatureBatch):
             assert batch.text_tokens is not None and batch.text_mask is not None
             assert batch.title is not None and batch.description is not None
-            image_tokens = model.image_tokens(batch.pixel_values)
+            image_tokens = model.image_tokens_from(batch.pixel_values)
             out = model.embed(image_tokens, batch.text_tokens, batch.text_mask)
             return (
                 out,
@@ -50,7 +50,7 @@ class PinClipObjective(nn.Module):
         if isinstance(batch, FeatureBatch):
             assert batch.neighbor_text_tokens is not None
             assert batch.neighbor_text_mask is not None
-            tokens = self.model.image_tokens(batch.neighbor_pixel_values)
+            tokens = self.model.image_tokens_from(batch.neighbor_pixel_values)
             return self.model.embed(tokens, batch.neighbor_text_tokens, batch.neighbor_text_mask)
         assert batch.neighbor_input_ids is not None and batch.neighbor_attention_mask is not None
         return self.model(

@@ -37,7 +37,7 @@ CLIPART = SourceSpec(
 )
 SOURCES: dict[str, SourceSpec] = {s.name: s for s in (EMOJI, CLIPART, TABLER_SPEC, MDI_SPEC)}
 # Bump when a builder's output changes, so cached datasets are rebuilt.
-BUILDER_VERSION = 4
+BUILDER_VERSION = 5  # 5: pin text = title (+ free description), no keyword lists
 TARBALL_DIR = "_packages"
 
 __all__ = ["SOURCES", "BuiltSource", "SourceSpec", "build_dataset", "default_datasets_dir"]

@@ -12,6 +12,13 @@ from trainer.sources.fetch import NpmPackage
 
 Package = NpmPackage | DebianPackage
 
+PIN_TEXT_RULE = """\
+A pin's text is what a person attaches to one new item: its title, and a free-text
+description where its author wrote one. Keyword, tag and alias lists are left out: they are
+catalogue metadata written so an item is found within the catalogue's own categories (the
+same categories that are our boards), and a new pin never arrives with them. Titles are kept
+verbatim, even where they name the board."""
+
 
 @dataclass
 class BuiltSource:

@@ -5,9 +5,9 @@ Real illustrations by hundreds of artists, each SVG carrying its own Dublin Core
 folder tree (`food/fruit`, `animals/birds`, `transportation/vehicles`, ...: ~160 boards).
 Near-duplicate group = the drawing's name without its `_NN` counter (`pear_01`, `pear_02`: the
 same concept drawn twice). The `special/` folder (fill gradients and patterns, not pictures)
-is left out. Keywords that only repeat the drawing's folder names (`food`, `fruit` for a drawing
-in `food/fruit`) are dropped: the folder is the label, and a pin does not carry its board's
-name in its text.
+is left out. Pin text = the artist's title and description (`base.PIN_TEXT_RULE`); the
+artists' keyword lists are left out — the library filed drawings into folders *from* those
+keywords, so they restate the board (`food`, `fruit`, `signs_and_symbols`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def build(debs: dict[str, Path]) -> BuiltSource:
             png = rasterize_svg(svg)
         except ValueError:
             continue  # an SVG resvg cannot draw: no image, no pin
-        title, description = svg_metadata(svg, drop=set(re.split(r"[/_ ]", folder.lower())))
+        title, description = svg_metadata(svg)
         pin_id = f"clipart-{folder.replace('/', '-')}-{stem}"
         image = f"images/{pin_id}.png"
         built.images[image] = png
@@ -63,9 +63,9 @@ def build(debs: dict[str, Path]) -> BuiltSource:
     return built
 
 
-def svg_metadata(svg: bytes, drop: set[str] = frozenset()) -> tuple[str, str]:  # type: ignore[assignment]
-    """(title, description + keywords) from the drawing's RDF work, "" where absent; keywords
-    in `drop` (lower-cased) are left out."""
+def svg_metadata(svg: bytes) -> tuple[str, str]:
+    """(title, description) from the drawing's RDF work, "" where absent (a description that
+    only repeats the title counts as absent)."""
     try:
         root = ET.fromstring(svg)
     except ET.ParseError:
@@ -75,12 +75,7 @@ def svg_metadata(svg: bytes, drop: set[str] = frozenset()) -> tuple[str, str]:  
         return "", ""
     title = _text(work.find("dc:title", NS))
     description = _text(work.find("dc:description", NS))
-    keywords = [_text(li) for li in work.findall("dc:subject//rdf:li", NS)]
-    keywords = list(dict.fromkeys(k for k in keywords if k and k.lower() not in drop))
-    parts = [description] if description and description != title else []
-    if keywords:
-        parts.append(", ".join(keywords))
-    return title, ". ".join(parts)
+    return title, description if description != title else ""
 
 
 def _text(node: ET.Element | None) -> str:

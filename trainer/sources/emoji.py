@@ -6,6 +6,10 @@
   real, human-made grouping of ~100 boards,
 - near-duplicate groups: an emoji and its skin-tone variants (same drawing, other skin colour),
   so a split holds them out together.
+
+Pin text = the emoji's CLDR name only (`trainer/sources/base.py`: PIN_TEXT_RULE). CLDR's
+keyword lists are catalogue metadata, and they restate the subgroups (`animal`, `face`,
+`food`): a new pin arrives with a name, not with its category's keywords.
 """
 
 from __future__ import annotations
@@ -45,7 +49,6 @@ def build(tarballs: dict[str, Path]) -> BuiltSource:
         if entry.get("category") in SKIPPED_CATEGORIES or not entry.get("has_img_google"):
             continue
         base = entry["unified"]
-        tags = labels.get(_key(base), {}).get("tags", [])
         variants = [(base, entry["image"])] + [
             (v["unified"], v["image"])
             for v in (entry.get("skin_variations") or {}).values()
@@ -59,9 +62,7 @@ def build(tarballs: dict[str, Path]) -> BuiltSource:
             pin_id = f"emoji-{unified.lower()}"
             path = f"images/{pin_id}.png"
             built.images[path] = png
-            built.pins.append(
-                PinRecord(pin_id, title, ", ".join(tags), path, group=f"emoji-{base.lower()}")
-            )
+            built.pins.append(PinRecord(pin_id, title, "", path, group=f"emoji-{base.lower()}"))
             built.saves.append(SaveRecord(pin_id, f"emoji/{entry['subcategory']}"))
     return built
 
@@ -75,15 +76,15 @@ def _labels(tarball: Path) -> dict[str, dict[str, Any]]:
     rows = json.loads(read_members(tarball, lambda n: n == "en/data.json")["en/data.json"])
     out: dict[str, dict[str, Any]] = {}
     for row in rows:
-        out[_key(row["hexcode"])] = {"label": row["label"], "tags": row.get("tags", [])}
+        out[_key(row["hexcode"])] = {"label": row["label"]}
         for skin in row.get("skins") or []:
-            out[_key(skin["hexcode"])] = {"label": skin["label"], "tags": row.get("tags", [])}
+            out[_key(skin["hexcode"])] = {"label": skin["label"]}
     return out
 
 
 SPEC = SourceSpec(
     name="emoji",
-    summary="Noto emoji (64 px) with CLDR names and keywords; boards = Unicode subgroups",
+    summary="Noto emoji (64 px) with their CLDR names; boards = Unicode subgroups",
     packages=(IMAGES, NAMES),
     build=build,
     report_only=False,

@@ -8,6 +8,9 @@
   tags (`Home Automation`, `Food / Drink`, ...; an icon may carry several); near-duplicate
   group = the set's own `baseIconId` (`account-network-outline` belongs to `account-network`).
   Kept for final reporting only.
+
+Pin text = the icon's name as words (`base.PIN_TEXT_RULE`): the sets' tag and alias lists are
+catalogue search metadata, left out.
 """
 
 from __future__ import annotations
@@ -57,14 +60,13 @@ def build_tabler(tarballs: dict[str, Path]) -> BuiltSource:
         category = (entry.get("category") or "").strip()
         if not category:
             continue  # no grouping: it could never be a relevant answer
-        tags = ", ".join(str(t) for t in entry.get("tags", []) if str(t).strip())
         for style in sorted(entry.get("styles", {})):
             svg = svgs.get(f"icons/{style}/{name}.svg")
             if svg is None:
                 continue
             pin_id = f"tabler-{style}-{name}"
             title = words(name) if style == "outline" else f"{words(name)} ({style})"
-            _add(built, pin_id, title, tags, svg, f"tabler-{tabler_concept(name)}")
+            _add(built, pin_id, title, svg, f"tabler-{tabler_concept(name)}")
             built.saves.append(SaveRecord(pin_id, f"tabler/{category.lower()}"))
     return built
 
@@ -82,18 +84,17 @@ def build_mdi(tarballs: dict[str, Path]) -> BuiltSource:
         if entry.get("deprecated") or not tags or svg is None:
             continue
         pin_id = f"mdi-{name}"
-        aliases = ", ".join(words(str(a)) for a in entry.get("aliases", []))
-        _add(built, pin_id, words(name), aliases, svg, f"mdi-{entry.get('baseIconId') or name}")
+        _add(built, pin_id, words(name), svg, f"mdi-{entry.get('baseIconId') or name}")
         for tag in tags:
             board = re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-")
             built.saves.append(SaveRecord(pin_id, f"mdi/{board}"))
     return built
 
 
-def _add(built: BuiltSource, pin_id: str, title: str, text: str, svg: bytes, group: str) -> None:
+def _add(built: BuiltSource, pin_id: str, title: str, svg: bytes, group: str) -> None:
     path = f"images/{pin_id}.png"
     built.images[path] = rasterize_svg(svg)
-    built.pins.append(PinRecord(pin_id, title, text, path, group=group))
+    built.pins.append(PinRecord(pin_id, title, "", path, group=group))
 
 
 TABLER_SPEC = SourceSpec(
