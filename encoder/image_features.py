@@ -74,8 +74,28 @@ def edge_layout(rgb: Tensor, orientations: int = ORIENTATIONS, grid: int = 4) ->
 def _cells(maps: Tensor, grid: int) -> Tensor:
     """[B,C,H,W] → [B, 1+grid², C]: mean over the image, then over each cell of a grid."""
     whole = maps.mean((2, 3)).unsqueeze(1)
-    cells = F.adaptive_avg_pool2d(maps, grid).flatten(2).transpose(1, 2)
-    return torch.cat([whole, cells], 1)
+    # adaptive_avg_pool2d's cells, spelled as slices: it exports to ONNX only for sizes that a
+    # grid divides (the k-means maps are 27 px), slices of known bounds export everywhere.
+    height, width = int(maps.shape[2]), int(maps.shape[3])
+    cells = [
+        maps[
+            :,
+            :,
+            _lo(i, height, grid) : _hi(i, height, grid),
+            _lo(j, width, grid) : _hi(j, width, grid),
+        ].mean((2, 3))
+        for i in range(grid)
+        for j in range(grid)
+    ]
+    return torch.cat([whole, torch.stack(cells, 1)], 1)
+
+
+def _lo(i: int, size: int, grid: int) -> int:
+    return (i * size) // grid
+
+
+def _hi(i: int, size: int, grid: int) -> int:
+    return -(-((i + 1) * size) // grid)
 
 
 def _pooled(maps: Tensor, grid: int) -> Tensor:
