@@ -5,8 +5,9 @@
 `before`: the previous `minilm` preset as it trained (32 px ViT, MiniLM with embeddings + 2
 layers frozen and run every step, images decoded every step by a DataLoader worker, batch 32).
 `after`: the recommended preset (frozen MiniLM outputs and decoded images cached per dataset,
-64 px conv-stem ViT, batch 64). Both with neighbor alignment; samples/s counts anchors (each
-also encodes one neighbor). The after run's one-off feature extraction is timed apart.
+the feature-bank image tower with its banks cached per split, batch 64). Both with neighbor
+alignment; samples/s counts anchors (each also encodes one neighbor). The after run's one-off
+feature extraction is timed apart.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ class DemoOptions:
     pins: int = 1200
     boards: int = 120
     # The recommended preset (trainer.config.TrainConfig.preset): frozen MiniLM with its outputs
-    # cached per pin, a hybrid conv-stem ViT, residual heads. None = the preset's step count.
+    # cached per pin, the feature-bank image tower, residual heads. None = the preset's step count.
     model: str = "minilm"
     train_steps: int | None = None
     heldout_fraction: float = 0.1

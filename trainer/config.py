@@ -16,7 +16,7 @@ PRESETS = ("tiny", "small", "minilm", "default")
 
 def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
     """Named model sizes: `tiny` (tests, random towers), `small` (random text tower with the
-    MiniLM tokenizer vocabulary), `minilm` (**recommended**: hybrid conv-stem ViT at 64 px +
+    MiniLM tokenizer vocabulary), `minilm` (**recommended**: feature-bank image tower at 64 px +
     frozen pretrained MiniLM-L6 + residual heads, D = 384), `default` (the encoder's serving
     default: a bigger ViT for a GPU)."""
     if name == "tiny":
