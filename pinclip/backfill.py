@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -27,11 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from tqdm import tqdm
 
 from streams.embedwrite import EmbedWritePath, Encoded, PinJob, PinRecord
 from streams.errors import DeterministicError, as_deterministic, classify
 from streams.ports import BatchEmbedder
+from trainer.progress import progress_bar
 
 if TYPE_CHECKING:
     from streams.content import FetchPolicy
@@ -253,11 +252,10 @@ async def _backfill(
         else:
             log.info("backfill.start", version=version, resume_after=resumed_from or None)
             total = await asyncio.to_thread(graph.count_pins, id_prefix=id_prefix)
-            bar = tqdm(
-                total=total,
+            bar = progress_bar(
+                total,
                 initial=state.embedded + len(state.failed),
-                disable=not progress,
-                file=sys.stderr,
+                enabled=progress,
                 desc=f"backfill v{version}",
                 unit="pin",
             )

@@ -1,27 +1,55 @@
-"""The `pinclip` command. Sub-commands live next to the code they drive; heavy imports
-(torch, transformers) stay inside the command functions so `pinclip services` starts fast."""
+"""The `pinclip` command.
+
+Sub-commands live next to the code they drive; heavy imports (torch, transformers) stay inside
+the command functions so `pinclip services` starts fast. `USER_HELP` is what `--help` shows.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
 
 import typer
 
 from pinclip.logging import configure_logging
 from pinclip.settings import get_settings
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+USER_HELP = """PinCLIP Stream: real-time cold-start embeddings for pins.
+
+A new pin (image, title, description) produced to Kafka is embedded by a PinCLIP-style
+multimodal encoder and becomes searchable for similar pins within about a second: a Faust
+worker writes its vector to Milvus and its board edge to Neo4j. A periodic retrain learns from
+the Pin–Board graph and swaps better models into the stream without mixing versions.
+
+Settings are PINCLIP_* environment variables (see the README). A first run, in order:
+services up, generate-data, train, eval, publish, worker, stream-dataset, api, retrain.
+`pinclip COMMAND --help` explains each command with an example.
+"""
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=USER_HELP, rich_markup_mode="markdown"
+)
 
 
 @app.callback()
 def _root() -> None:
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
+    if not sys.stderr.isatty():
+        # transformers draws its own tqdm bars ("Loading weights"); piped they are carriage-return
+        # noise in a log. It reads this switch when it is first imported, i.e. later than here.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def _register() -> None:
     # Each area registers its commands here; keep one line per area.
     from pinclip.services.cli import app as services_app
 
-    app.add_typer(services_app, name="services", help="Local Kafka, Neo4j and Milvus.")
+    app.add_typer(
+        services_app,
+        name="services",
+        help="Local Kafka, Neo4j and a Milvus server: up, env, status, down.",
+    )
     from pinclip.services.engine_cli import app as engine_app
 
     app.add_typer(engine_app, name="engine", help="A podman engine with a Docker API (CI).")
@@ -61,7 +89,16 @@ def demo(
 
 def main() -> None:
     _register()
-    app()
+    try:
+        app()
+    except Exception as exc:
+        from pinclip.errors import user_message
+
+        message = user_message(exc)
+        if message is None:
+            raise
+        typer.echo(f"error: {message}", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ needs around the worker, used by compose/dev.yml.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,9 @@ def bootstrap(
     boards: int = typer.Option(120, help="Boards in the generated seed dataset."),
     model: str = typer.Option("small", help="Trainer preset: tiny, small, minilm, default."),
     steps: int = typer.Option(300, help="Training steps of the first model."),
-    seed: int = 0,
+    seed: int = typer.Option(0, help="Seed of the generated dataset and of training."),
 ) -> None:
-    """Register model v1 (trained on a generated dataset, kept at <state>/seed) when the
+    """Register model v1 (trained on a generated dataset, kept at STATE_DIR/seed) when the
     registry is empty; do nothing when it already has a version."""
     from pinclip.registry import ModelRegistry
 
@@ -120,21 +119,22 @@ def wait_graph(
 
 @app.command("stream-sample")
 def stream_sample(
-    data: Path | None = typer.Option(None, help="Dataset directory (default: <state>/seed)."),
+    data: Path | None = typer.Option(None, help="Dataset directory (default: STATE_DIR/seed)."),
     pins: int = typer.Option(300, help="How many of its pins to produce (0: all)."),
     rate: float = typer.Option(50.0, help="Events per second."),
     api_url: str = typer.Option("http://127.0.0.1:8080", help="Where users reach the API."),
     examples: int = typer.Option(3, help="How many 'similar pins' links to print."),
 ) -> None:
     """Produce a dataset's pins as new-pin events with inline images, plus their repins."""
+    from pinclip.dataset_events import Skipped, dataset_events, plan_dataset
     from streams.config import WorkerConfig
     from streams.producer import EventProducer
     from trainer.dataset import read_dataset
 
     settings = get_settings()
     dataset = read_dataset(data or settings.state_dir / "seed")
-    chosen = dataset.pins[:pins] if pins > 0 else dataset.pins
-    events = sample_events(dataset, {p.pin_id for p in chosen})
+    plan = plan_dataset(dataset, pins if pins > 0 else None)
+    events = [e for e in dataset_events(dataset, plan) if not isinstance(e, Skipped)]
     config = WorkerConfig.from_settings(settings)
     with EventProducer(config.kafka_bootstrap, config.topics) as producer:
         started = time.monotonic()
@@ -144,47 +144,11 @@ def stream_sample(
             if delay > 0:
                 time.sleep(delay)
         producer.flush()
-    typer.echo(f"produced {len(events)} events ({len(chosen)} pins) to {config.topics.created}")
-    for pin in chosen[:examples]:
+    typer.echo(f"produced {len(events)} events ({len(plan.pins)} pins) to {config.topics.created}")
+    for pin in plan.pins[:examples]:
         typer.echo(
             f"similar pins for {pin.pin_id} ({pin.title!r}): {api_url}/pins/{pin.pin_id}/similar"
         )
-
-
-def sample_events(dataset: Any, pin_ids: set[str]) -> list[Any]:
-    """A NewPin (inline image, first board) per pin, then a Repin per further save."""
-    from streams.events import NewPin, Repin
-
-    first: dict[str, Any] = {}
-    repins: list[Any] = []
-    for save in dataset.saves:
-        if save.pin_id not in pin_ids:
-            continue
-        if save.pin_id in first:
-            repins.append(
-                Repin(
-                    pin_id=save.pin_id,
-                    board_id=save.board_id,
-                    user_id=save.user_id or "sample-user",
-                    ts=datetime.now(UTC),
-                )
-            )
-        else:
-            first[save.pin_id] = save
-    new_pins = [
-        NewPin.with_inline_image(
-            dataset.read_image_bytes(pin),
-            pin_id=pin.pin_id,
-            board_id=first[pin.pin_id].board_id,
-            user_id=first[pin.pin_id].user_id or "sample-user",
-            title=pin.title,
-            description=pin.description,
-            created_at=datetime.now(UTC).isoformat(),
-        )
-        for pin in dataset.pins
-        if pin.pin_id in first
-    ]
-    return new_pins + repins
 
 
 def register(root: typer.Typer) -> None:

@@ -19,7 +19,13 @@ def produce(
         "created", help="created | repinned | model_updates, or a literal topic name."
     ),
 ) -> None:
-    """Produce JSON lines to a topic, one record per line (validated by the worker)."""
+    """Produce JSON lines to a topic, one record per line (validated by the worker).
+
+    Lines are sent as they are, keyed by their pin_id: a malformed one reaches the worker and
+    is dead-lettered on pins.dlq with the reason. For a dataset, use `pinclip stream-dataset`.
+
+    Example: pinclip produce new_pins.jsonl   (or: pinclip produce saves.jsonl --topic repinned)
+    """
     from streams.config import WorkerConfig
     from streams.producer import EventProducer, produce_lines
 
@@ -34,11 +40,49 @@ def produce(
     typer.echo(f"produced {count} records to {name}")
 
 
+@app.command("stream-dataset")
+def stream_dataset(
+    data: str = typer.Argument(
+        ..., help="Dataset directory or fsspec URL (dataset.json, pins.jsonl, saves.jsonl)."
+    ),
+    images: str = typer.Option(
+        "inline",
+        help="inline: the image bytes go in the event (base64; small images, any worker); "
+        "uri: the image's URI goes (local paths as absolute file:// URIs, which the worker "
+        "reads on its own filesystem, inside PINCLIP_FETCH_FILE_ROOTS).",
+    ),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N pins and their saves."),
+    rate: float = typer.Option(0.0, min=0.0, help="Events per second; 0: as fast as possible."),
+    wait: bool = typer.Option(
+        True, help="Wait until the worker processed every event, then report the outcome."
+    ),
+    timeout: float = typer.Option(600.0, min=1.0, help="Longest wait for the worker (seconds)."),
+) -> None:
+    """Stream a dataset into the live system: pins → new-pin events, saves → repin events.
+
+    Each pin is created on the board of its first save; its other saves become repins. With
+    --wait (the default) it then follows the worker's consumer group until every event is
+    written to Milvus and Neo4j or dead-lettered, and says which.
+
+    Example: pinclip stream-dataset var/data --limit 500
+    """
+    from pinclip.stream_dataset import stream_dataset as run
+
+    run(get_settings(), data, images=images, limit=limit, rate=rate, wait=wait, timeout_s=timeout)
+
+
 @app.command()
 def worker(
     metrics_port: int | None = typer.Option(None, help="Override PINCLIP_METRICS_PORT; 0: none."),
 ) -> None:
-    """Run the streaming worker (Faust) until interrupted."""
+    """Run the streaming worker (Faust) until interrupted.
+
+    Consumes pins.created and pins.repinned, embeds new pins with the served model version(s),
+    writes Milvus and Neo4j, and reports each pin on pins.embedded or pins.dlq. Logs a
+    `worker_progress` line every PINCLIP_PROGRESS_INTERVAL_S; metrics on PINCLIP_METRICS_PORT.
+
+    Example: pinclip worker > var/worker.log 2>&1 &
+    """
     from pinclip.worker import run
     from streams.config import WorkerConfig
 

@@ -7,6 +7,7 @@ commands costs nothing to `pinclip services`.
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -40,14 +41,22 @@ def _publisher(settings: Settings) -> Any:
 @app.command("generate-data")
 def generate_data(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
-    pins: int = 3000,
-    boards: int = 300,
-    topics: int = 12,
-    communities: int = 4,
-    image_size: int = 64,
-    seed: int = 0,
+    pins: int = typer.Option(3000, min=1, help="Pins to generate."),
+    boards: int = typer.Option(300, min=1, help="Boards the pins are saved to (Zipf sizes)."),
+    topics: int = typer.Option(12, min=1, help="Latent topics (shape + hue, topic words)."),
+    communities: int = typer.Option(
+        4, min=1, help="Groups of topics boards mix: the signal only the graph carries."
+    ),
+    image_size: int = typer.Option(64, min=8, help="Side of the square PNG images (pixels)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed writes the same dataset."),
 ) -> None:
-    """Write a synthetic Pin–Board dataset (images, pins.jsonl, saves.jsonl, dataset.json)."""
+    """Write a synthetic Pin–Board dataset (images, pins.jsonl, saves.jsonl, dataset.json).
+
+    The format is the one any dataset must have (docs/trainer.md); images are PNG files under
+    OUT/images, referenced by relative paths.
+
+    Example: pinclip generate-data --out var/data --pins 2000
+    """
     from trainer.generator import GeneratorConfig, generate
 
     cfg = GeneratorConfig(
@@ -65,7 +74,7 @@ def generate_data(
 @app.command("export-data")
 def export_data(
     out: Annotated[Path, typer.Option(help="Dataset directory to write.")],
-    id_prefix: str = "",
+    id_prefix: str = typer.Option("", help="Only pins whose id starts with this."),
 ) -> None:
     """Export the live Neo4j graph to the offline dataset format."""
     from trainer.export_graph import export_graph
@@ -80,20 +89,28 @@ def train_cmd(
     data: Annotated[str, typer.Option(help="Dataset directory or fsspec URL.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, model/, train.json).")],
     model: str = typer.Option("tiny", help="Preset: tiny, small, minilm, default."),
-    steps: int = 200,
-    batch_size: int = 32,
-    lr: float = 1e-3,
+    steps: int = typer.Option(200, min=1, help="Optimizer steps (one batch each)."),
+    batch_size: int = typer.Option(32, min=2, help="Pins per batch (in-batch negatives)."),
+    lr: float = typer.Option(1e-3, help="Peak learning rate (warmup, then cosine decay)."),
     neighbor_weight: float = typer.Option(1.0, help="0 = ablation without neighbor alignment."),
     sampler: str = typer.Option("coboard", help="Neighbor sampler: coboard or walk."),
-    heldout: float = 0.1,
-    split_seed: int = 0,
-    seed: int = 0,
-    workers: int = 1,
+    heldout: float = typer.Option(
+        0.1, help="Fraction of saved pins held out (with all their saves) for `pinclip eval`."
+    ),
+    split_seed: int = typer.Option(0, help="Seed of the held-out split."),
+    seed: int = typer.Option(0, help="Seed of initialisation, batch order and sampling."),
+    workers: int = typer.Option(1, min=0, help="DataLoader worker processes (0: in-process)."),
     threads: int = typer.Option(1, help="torch CPU threads (more only on an idle machine)."),
-    resume: bool = True,
+    resume: bool = typer.Option(True, help="Continue from OUT/checkpoint when it exists."),
     config: Path | None = typer.Option(None, help="TrainConfig JSON; flags above are ignored."),
 ) -> None:
-    """Train with multi-granular + neighbor alignment; resumes from OUT/checkpoint."""
+    """Train with multi-granular + neighbor alignment; resumes from OUT/checkpoint.
+
+    Writes OUT/model (the trained encoder), OUT/train.json (loss history) and
+    OUT/train_config.json (kept in the registry by `pinclip publish`, reused by retrain).
+
+    Example: pinclip train --data var/data --out var/run --model minilm --steps 300
+    """
     from trainer.config import TrainConfig
     from trainer.loop import train
     from trainer.losses import LossWeights
@@ -128,7 +145,16 @@ def eval_cmd(
     ablation: Path | None = typer.Option(None, help="Run trained with --neighbor-weight 0."),
     minilm: bool = typer.Option(True, help="Include the frozen MiniLM text baseline."),
 ) -> None:
-    """Cold-start Recall@1/10/50, MRR and text→pin Recall@10 with baselines; writes eval.json."""
+    """Cold-start Recall@1/10/50, MRR and text→pin Recall@10 with baselines; writes eval.json.
+
+    Each held-out pin (removed from training with all its saves, like a brand-new pin) queries
+    the training pins by content alone; the relevant pins are those sharing a board with it.
+    recall@K = |relevant in top K| / min(K, |relevant|), averaged over queries — so 1.0 is
+    reachable, and recall@1 can exceed recall@10 (a pin with 5 relevant pins and one at rank 1
+    scores 1.0 at K=1 but 2/5 at K=10 if only 2 of them are in its top 10).
+
+    Example: pinclip eval --run var/run
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -155,50 +181,142 @@ def eval_cmd(
         table.add_column(col, justify="right")
     for name, row in report["rows"].items():
         table.add_row(name, *(f"{row[c]:.4f}" if c in row else "n/a" for c in cols))
+    table.caption = EVAL_CAPTION
     Console().print(table)
     typer.echo(f"wrote {path}")
 
 
+EVAL_CAPTION = (
+    "recall@K = |relevant in top K| / min(K, |relevant|), relevant = training pins that share a "
+    "board with the new pin; the denominator grows with K, so recall@1 can exceed recall@10. "
+    "mrr: 1 / rank of the first relevant pin. text_to_pin@10: the pin's own text finds it."
+)
+
+
+class Stage(StrEnum):
+    candidate = "candidate"
+    promoted = "promoted"
+
+
 @app.command("publish")
 def publish_cmd(
-    run: Path | None = typer.Option(None, help="Register this run's model as a new version."),
-    version: int | None = typer.Option(None, help="Announce an existing registry version."),
-    stage: str = typer.Option("candidate", help="candidate or promoted."),
-    send: bool = typer.Option(True, help="Send the ModelUpdate to Kafka."),
+    run: Path | None = typer.Option(
+        None, help="Run directory of `pinclip train`: register its model as the next version."
+    ),
+    version: int | None = typer.Option(
+        None,
+        min=1,
+        help="With --run: register as this number (default: newest + 1). Alone: announce this "
+        "registered version again.",
+    ),
+    stage: Stage = typer.Option(
+        Stage.candidate,
+        help="candidate: workers load it beside the live model and write new pins to both; "
+        "promoted: workers serve it alone (sent by `pinclip backfill` once it moved the alias).",
+    ),
+    send: bool = typer.Option(True, help="Send the ModelUpdate to Kafka (model.updates)."),
 ) -> None:
-    """Register a trained model in the registry (ONNX + manifest + eval.json) and announce it."""
+    """Register a trained model as registry version vN and announce it to the workers.
+
+    The version holds the ONNX encoder, its manifest, eval.json and the training configuration
+    (which `pinclip retrain` starts from). Registering the same run twice is refused.
+
+    Example: pinclip publish --run var/run      (a later model: then pinclip backfill --version N)
+    """
+    from pinclip.errors import UserError
     from pinclip.registry import ModelRegistry
 
     settings = get_settings()
     registry = ModelRegistry(settings.registry_url)
     if run is not None:
-        from encoder.model import PinClipModel
-        from trainer.evaluate import EVAL_FILE
-        from trainer.loop import MODEL_DIR
-
-        eval_path = run / MODEL_DIR / EVAL_FILE
-        report = json.loads(eval_path.read_text()) if eval_path.exists() else None
-        model = PinClipModel.load(run / MODEL_DIR)
-        version, _ = registry.register_model(
-            model, report, parent_version=registry.live(), version=version
-        )
+        version = _register_run(registry, run, version)
         typer.echo(f"registered v{version} at {registry.version_url(version)}")
-    if version is None:
-        raise typer.BadParameter("give --run or --version")
+    elif version is not None:
+        registry.require(version)
+    else:
+        raise UserError("give --run DIR (register a trained model) or --version N (announce one)")
+    if stage is Stage.promoted and _live_version(settings, registry) != version:
+        raise UserError(
+            f"v{version} is not live: `pinclip backfill --version {version}` fills its "
+            "collection, moves the alias and then announces the promotion"
+        )
     if send:
-        _publisher(settings)(registry.model_update(version, stage))
-        typer.echo(f"sent ModelUpdate v{version} stage={stage} to {settings.topic_model_updates}")
+        _publisher(settings)(registry.model_update(version, stage.value))
+        typer.echo(
+            f"sent ModelUpdate v{version} stage={stage.value} to {settings.topic_model_updates}"
+        )
+
+
+def _register_run(registry: Any, run: Path, version: int | None) -> int:
+    """Checks first (a model there, not registered yet, a free number), then registers."""
+    from pinclip.errors import UserError
+    from pinclip.registry import weights_sha256
+    from trainer.evaluate import EVAL_FILE
+    from trainer.loop import MODEL_DIR
+
+    model_dir = run / MODEL_DIR
+    if not (model_dir / "config.json").is_file():
+        raise UserError(
+            f"{run} holds no trained model ({model_dir} is missing): run `pinclip train`"
+        )
+    sha = weights_sha256(model_dir)
+    existing = registry.version_with_weights(sha)
+    if existing is not None:
+        raise UserError(
+            f"{run} is already registered as v{existing}; "
+            f"announce it again with `pinclip publish --version {existing}`"
+        )
+    if version is not None and version in registry.versions():
+        raise UserError(
+            f"the registry already has v{version}; leave out --version to register as "
+            f"v{(registry.latest() or 0) + 1}"
+        )
+    from encoder.model import PinClipModel
+
+    eval_path = model_dir / EVAL_FILE
+    report = json.loads(eval_path.read_text()) if eval_path.exists() else None
+    config_path = run / "train_config.json"
+    train_config = json.loads(config_path.read_text()) if config_path.exists() else None
+    registered, _ = registry.register_model(
+        PinClipModel.load(model_dir),
+        report,
+        parent_version=registry.live(),
+        version=version,
+        train_config=train_config,
+        weights_sha256=sha,
+    )
+    return int(registered)
 
 
 @app.command("backfill")
 def backfill_cmd(
-    version: Annotated[int, typer.Option(help="Registry version to fill pins_v<N> with.")],
-    batch_size: int = 64,
-    switch: bool = typer.Option(True, help="Move the alias once the fill is verified."),
+    version: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="The candidate just published (`pinclip publish` printed its number): fill "
+            "pins_vN with it.",
+        ),
+    ],
+    batch_size: int = typer.Option(64, min=1, help="Pins embedded per batch."),
+    switch: bool = typer.Option(True, help="Move the alias to vN once the fill is verified."),
     announce: bool = typer.Option(True, help="Send ModelUpdate stage=promoted after the switch."),
+    worker_timeout: float = typer.Option(
+        120.0,
+        min=0.0,
+        help="Wait this long for a worker to load the candidate (it then writes new pins to "
+        "both versions); 0: do not wait (no worker runs, so no pins arrive meanwhile).",
+    ),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
 ) -> None:
-    """Re-embed every pin with version N into pins_v<N>, resumably; then switch the alias."""
+    """Re-embed every pin with version N into pins_vN, resumably; then switch the alias.
+
+    N is the candidate you just published. Workers must have loaded it first, so that pins
+    created during the backfill are written to both versions: the backfill waits until a
+    worker has (up to --worker-timeout). Interrupted? Run it again: it resumes.
+
+    Example: pinclip publish --run var/run2 && pinclip backfill --version 2
+    """
     from encoder.manifest import Manifest
     from pinclip.backfill import backfill
     from pinclip.registry import ModelRegistry
@@ -206,9 +324,12 @@ def backfill_cmd(
 
     settings = get_settings()
     registry = ModelRegistry(settings.registry_url)
+    registry.require(version)
     model_dir = registry.local_dir(version, settings.state_dir / "registry-cache")
     dim = Manifest.load(model_dir).dim
     publish = _publisher(settings)
+    vectors = _vectors(settings, dim)
+    _check_backfill_target(vectors, version, worker_timeout)
 
     def promoted(v: int) -> None:
         registry.set_live(v)
@@ -220,7 +341,7 @@ def backfill_cmd(
             version,
             model_dir,
             graph,
-            _vectors(settings, dim),
+            vectors,
             settings.state_dir,
             batch_size=batch_size,
             switch=switch,
@@ -232,57 +353,123 @@ def backfill_cmd(
     typer.echo(json.dumps(report.__dict__))
 
 
+def _check_backfill_target(vectors: Any, version: int, worker_timeout: float) -> None:
+    """Refuse the live version; wait for a worker to have loaded the candidate."""
+    from pinclip.errors import UserError
+    from pinclip.retrain import wait_for_candidate
+
+    live = vectors.live_version()
+    if live == version:
+        raise UserError(
+            f"v{version} is already live: a backfill fills a new candidate's collection — "
+            "publish one first (`pinclip publish --run DIR`)"
+        )
+    if worker_timeout > 0 and not wait_for_candidate(vectors, version, worker_timeout):
+        raise UserError(
+            f"no worker loaded v{version} within {worker_timeout:.0f}s (none created its "
+            f"collection): announce it with `pinclip publish --version {version}` to running "
+            "workers, or pass --worker-timeout 0 if no worker runs"
+        )
+
+
 @app.command("retrain")
 def retrain_cmd(
     every: str | None = typer.Option(None, help="Period, e.g. 6h, 30m (start to start)."),
     once: bool = typer.Option(False, help="Run one round and exit."),
-    config: Path | None = typer.Option(None, help="TrainConfig JSON template."),
-    model: str = "tiny",
-    steps: int = 200,
-    tolerance: float = typer.Option(0.0, help="Allowed Recall@10 drop vs the live model."),
+    config: Path | None = typer.Option(
+        None, help="TrainConfig JSON to train with, instead of the live model's configuration."
+    ),
+    model: str | None = typer.Option(
+        None, help="Train this preset (tiny, small, minilm, default) instead of the live model's."
+    ),
+    steps: int | None = typer.Option(
+        None, min=1, help="Training steps (default: as many as the live model was trained)."
+    ),
+    tolerance: float = typer.Option(
+        0.0,
+        min=0.0,
+        help="Largest drop of cold-start Recall@10 below the live model that still promotes, "
+        "absolute: 0.02 lets 0.36 replace 0.38.",
+    ),
+    worker_timeout: float = typer.Option(
+        120.0,
+        min=0.0,
+        help="After announcing a promoted candidate, wait this long for a worker to load it "
+        "before the backfill (then it goes ahead, with a warning); 0: no worker runs.",
+    ),
     metrics_port: int = typer.Option(9109, help="Prometheus port in --every mode (0: off)."),
-    id_prefix: str = "",
+    id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
 ) -> None:
-    """Export graph, train, evaluate, promote if cold-start Recall@10 holds, backfill, switch."""
-    from encoder.config import PinClipConfig
+    """Export the graph, train, evaluate, and promote only if cold-start Recall@10 holds.
+
+    By default the candidate is trained exactly as the live model was (its training
+    configuration is stored in the registry), on today's graph; --config, --model or --steps
+    override it. Promoted: registered, announced as a candidate, backfilled, alias switched,
+    announced as promoted. Rejected: never registered, the live model stays.
+
+    Example: pinclip retrain --once            (or --every 6h, with metrics on :9109)
+    """
     from pinclip.registry import ModelRegistry
-    from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once
+    from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once, retrain_template
     from streams.content import FetchPolicy
-    from trainer.config import TrainConfig
-    from trainer.promotion import parse_duration
 
     if once == (every is not None):
         raise typer.BadParameter("give exactly one of --every or --once")
+    every_s = _duration(every) if every is not None else 0.0
     settings = get_settings()
-    template = TrainConfig.load(config) if config else TrainConfig(model=model, steps=steps)
+    registry = ModelRegistry(settings.registry_url)
+    template, origin = retrain_template(registry, _live_version(settings, registry), config, model)
+    if steps is not None:
+        template.steps = steps
     template.progress = False
-    dim = (
-        PinClipConfig.from_dict(template.model_config).embed_dim
-        if template.model_config
-        else template.pinclip_config().embed_dim
-    )
+    typer.echo(f"training configuration: {origin}; {template.steps} steps")
     work_dir = settings.state_dir / "retrain"
     with _graph(settings) as graph:
         deps = RetrainDeps(
-            registry=ModelRegistry(settings.registry_url),
+            registry=registry,
             graph=graph,
-            vectors=_vectors(settings, dim),
+            vectors=_vectors(settings, template.pinclip_config().embed_dim),
             publish=_publisher(settings),
             state_dir=settings.state_dir,
             id_prefix=id_prefix,
             provider=settings.onnx_provider,
+            worker_wait_s=worker_timeout,
             fetch_policy=FetchPolicy.from_settings(settings),
         )
         if once:
             outcome = retrain_once(deps, template, work_dir, tolerance)
-            typer.echo(f"{outcome.decision.reason}; version={outcome.version}")
+            typer.echo(outcome.decision.reason)
+            typer.echo(outcome.summary())
             return
         if metrics_port:
             from streams.metrics import serve_metrics
 
             serve_metrics(metrics_port, settings.metrics_host)
-        assert every is not None
-        retrain_forever(deps, template, work_dir, parse_duration(every), tolerance)
+        retrain_forever(deps, template, work_dir, every_s, tolerance)
+
+
+def _duration(text: str) -> float:
+    from trainer.promotion import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--every") from exc
+
+
+def _live_version(settings: Settings, registry: Any) -> int | None:
+    """The version the alias serves (the registry's live.json when no alias exists yet)."""
+    from streams.models import manifest_dim
+
+    latest = registry.latest()
+    if latest is None:
+        return None
+    vectors = _vectors(settings, manifest_dim(registry.version_url(latest)))
+    try:
+        live: int | None = vectors.live_version()
+    finally:
+        vectors.close()
+    return live if live is not None else registry.live()
 
 
 def register(root: typer.Typer) -> None:

@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from streams.log_noise import demote_known_noise
+
 _configured = False
 
 # Client libraries log every connection and offset reset at INFO; our own adapters log what
@@ -31,6 +33,7 @@ def configure_logging(json: bool = False, level: str = "INFO") -> None:
     if _configured:
         return
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
+    demote_known_noise()
     for name, quiet_level in QUIET_LOGGERS.items():
         logging.getLogger(name).setLevel(max(quiet_level, logging.getLevelName(level.upper())))
     renderer: structlog.types.Processor = (

@@ -26,6 +26,8 @@ log = structlog.get_logger("registry")
 MANIFEST = "manifest.json"
 EVAL = "eval.json"
 LIVE = "live.json"
+TRAIN_CONFIG = "train_config.json"  # how the version was trained: what retrain starts from
+SOURCE = "source.json"  # {"weights_sha256": ...} of the run it came from: refuses duplicates
 
 
 def absolute_url(url: str) -> str:
@@ -77,8 +79,11 @@ class ModelRegistry:
         eval_report: dict[str, Any] | None = None,
         parent_version: int | None = None,
         version: int | None = None,
+        train_config: dict[str, Any] | None = None,
+        weights_sha256: str | None = None,
     ) -> tuple[int, Manifest]:
-        """Export (ONNX + torch weights + manifest) with eval.json inside, then upload as v<N>."""
+        """Export (ONNX + torch weights + manifest) with eval.json, the training configuration
+        and the source run's weights hash inside, then upload as v<N>."""
         from encoder.export import export_model
 
         version = version if version is not None else (self.latest() or 0) + 1
@@ -86,8 +91,12 @@ class ModelRegistry:
         with tempfile.TemporaryDirectory(prefix="pinclip-export-") as tmp:
             staging = Path(tmp) / f"v{version}"
             staging.mkdir()
-            if eval_report is not None:
-                (staging / EVAL).write_text(json.dumps(eval_report, indent=2, sort_keys=True))
+            extras = {EVAL: eval_report, TRAIN_CONFIG: train_config}
+            if weights_sha256 is not None:
+                extras[SOURCE] = {"weights_sha256": weights_sha256}
+            for name, content in extras.items():
+                if content is not None:
+                    (staging / name).write_text(json.dumps(content, indent=2, sort_keys=True))
             manifest = export_model(
                 model, staging, version, parent_version=parent_version, eval_summary=summary
             )
@@ -95,11 +104,42 @@ class ModelRegistry:
         return version, manifest
 
     def read_eval(self, version: int) -> dict[str, Any] | None:
-        path = self._path(f"v{version}", EVAL)
+        return self._read_json(version, EVAL)
+
+    def read_train_config(self, version: int) -> dict[str, Any] | None:
+        """The TrainConfig (as a dict) v<N> was trained with; None for versions registered
+        before it was recorded."""
+        return self._read_json(version, TRAIN_CONFIG)
+
+    def read_model_config(self, version: int) -> dict[str, Any] | None:
+        """v<N>'s PinClipConfig (encoder.model.CONFIG_FILE of its torch checkpoint; named here
+        so that reading it needs no torch)."""
+        return self._read_json(version, "config.json")
+
+    def _read_json(self, version: int, name: str) -> dict[str, Any] | None:
+        path = self._path(f"v{version}", name)
         if not self.fs.exists(path):
             return None
         data: dict[str, Any] = json.loads(self.fs.cat_file(path))
         return data
+
+    def require(self, version: int) -> None:
+        """UserError naming the versions there are, unless v<N> is registered."""
+        from pinclip.errors import UserError
+
+        found = self.versions()
+        if version in found:
+            return
+        have = f"have {', '.join(map(str, found))}" if found else "it is empty"
+        raise UserError(f"no v{version} in the registry {self.url} ({have})")
+
+    def version_with_weights(self, weights_sha256: str) -> int | None:
+        """The registered version made from these weights, if any."""
+        for version in self.versions():
+            source = self._read_json(version, SOURCE) or {}
+            if source.get("weights_sha256") == weights_sha256:
+                return version
+        return None
 
     def local_dir(self, version: int, cache_dir: Path) -> Path:
         from streams.models import local_model_dir
@@ -121,6 +161,20 @@ class ModelRegistry:
         from streams.models import model_update_for
 
         return model_update_for(self.url, version, stage)
+
+
+def weights_sha256(model_dir: Path) -> str:
+    """Identity of a trained model: sha256 over its files (name and bytes), eval.json aside (it
+    is written later, by `pinclip eval`, and says nothing about the weights)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name != EVAL):
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _eval_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -56,6 +56,59 @@ class RetrainOutcome:
     version: int | None
     run_dir: Path
     backfilled: int | None = None
+    live_before: int | None = None
+
+    def summary(self) -> str:
+        if self.version is None:
+            kept = f"v{self.live_before}" if self.live_before is not None else "the live model"
+            return f"{kept} stays live; the candidate was not registered ({self.run_dir})"
+        return (
+            f"v{self.version} is live: registered, {self.backfilled} pins backfilled, alias moved"
+        )
+
+
+def retrain_template(
+    registry: Any, live: int | None, config_path: Path | None = None, preset: str | None = None
+) -> tuple[Any, str]:
+    """The TrainConfig a round starts from, and where it came from (said to the user).
+
+    Default: the live version's own training configuration from the registry, so a candidate
+    differs from the live model by the data only; versions registered before that was stored
+    give their architecture (config.json) with default training settings.
+    """
+    from trainer.config import TrainConfig
+
+    if config_path is not None:
+        return TrainConfig.load(config_path), f"{config_path}"
+    if preset is not None:
+        return TrainConfig(model=preset), f"preset {preset!r} (--model)"
+    if live is not None:
+        stored = registry.read_train_config(live)
+        if stored:
+            cfg = TrainConfig.from_dict(stored)
+            return cfg, f"live v{live}'s training configuration (model {cfg.model})"
+        architecture = registry.read_model_config(live)
+        if architecture:
+            return (
+                TrainConfig(model_config=architecture),
+                f"live v{live}'s architecture (no training configuration stored) with defaults",
+            )
+    cfg = TrainConfig()
+    return cfg, f"no live model: preset {cfg.model!r}"
+
+
+def wait_for_candidate(
+    vectors: Any, version: int, timeout_s: float, sleep: Callable[[float], None] = time.sleep
+) -> bool:
+    """True once a worker has taken `version` up: it creates the version's collection as it
+    loads the candidate, and writes new pins to both versions from its next batch on (the
+    swap waits for the batch in flight). False after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while version not in vectors.versions():
+        if time.monotonic() >= deadline:
+            return False
+        sleep(1.0)
+    return True
 
 
 @dataclass
@@ -69,6 +122,7 @@ class RetrainDeps:
     state_dir: Path
     id_prefix: str = ""
     provider: str = "auto"
+    worker_wait_s: float = 0.0  # for a worker to load the candidate (0: none runs, no wait)
     fetch_policy: Any = None  # streams.content.FetchPolicy for the backfill's image reads
 
 
@@ -86,12 +140,12 @@ def _live_recall(
         report = evaluate(
             dataset, model_dir, train_cfg.heldout_fraction, train_cfg.split_seed, baselines=()
         )
-        return float(report[METRIC]), "re-scored on the same split", live
+        return float(report[METRIC]), f"v{live} re-scored on the same split", live
     except Exception as exc:
         log.warning("retrain.live_rescore_failed", version=live, error=str(exc))
     stored = deps.registry.read_eval(live)
     if stored and stored.get(METRIC) is not None:
-        return float(stored[METRIC]), "stored eval.json (other snapshot)", live
+        return float(stored[METRIC]), f"v{live} from its stored eval.json (other snapshot)", live
     return None, "no eval for live model", live
 
 
@@ -126,13 +180,25 @@ def retrain_once(
     log.info("retrain.decision", promote=decision.promote, reason=decision.reason)
     if not decision.promote:
         ROUNDS.labels("rejected").inc()
-        return RetrainOutcome(decision, None, run_dir)
+        return RetrainOutcome(decision, None, run_dir, live_before=live_version)
 
     with timed_step("register"):
+        from pinclip.registry import weights_sha256
+
         model = PinClipModel.load(result.model_dir)
-        version, _ = deps.registry.register_model(model, report, parent_version=live_version)
+        version, _ = deps.registry.register_model(
+            model,
+            report,
+            parent_version=live_version,
+            train_config=cfg.to_dict(),
+            weights_sha256=weights_sha256(result.model_dir),
+        )
     with timed_step("publish", version=version, stage="candidate"):
         deps.publish(deps.registry.model_update(version, "candidate"))
+    if deps.worker_wait_s > 0:  # else pins created during the backfill could miss v<N>
+        with timed_step("wait_for_workers", version=version):
+            if not wait_for_candidate(deps.vectors, version, deps.worker_wait_s):
+                log.warning("retrain.no_worker_loaded_candidate", version=version)
 
     def promoted(v: int) -> None:
         deps.registry.set_live(v)
@@ -153,7 +219,7 @@ def retrain_once(
             progress=False,
         )
     ROUNDS.labels("promoted").inc()
-    return RetrainOutcome(decision, version, run_dir, filled.embedded)
+    return RetrainOutcome(decision, version, run_dir, filled.embedded, live_version)
 
 
 def retrain_forever(

@@ -85,6 +85,15 @@ class Settings(BaseSettings):
         "loopback unless a trusted network must scrape it).",
     )
 
+    # --- fault tolerance (owner: fault; docs/RELIABILITY.md "Fault tests") ----------------------
+    kafka_session_timeout_s: float = Field(
+        60.0,
+        ge=6.0,  # the broker's group.min.session.timeout.ms
+        le=90.0,  # Faust: not above its broker_request_timeout
+        description="How long Kafka waits for a silent worker before moving its partitions to "
+        "the others: the failover time after a crash (6-90 s; heartbeats every 3 s).",
+    )
+
     # --- image fetch policy (owner: fetch; docs/streams.md "Fetching images") -------------------
     # Comma-separated lists. Secure by default: http(s) to public addresses only, no local files
     # except the worker's own content store, no other scheme.
@@ -170,6 +179,11 @@ class Settings(BaseSettings):
     )
     topic_replication: int = Field(
         1, description="Replication factor of the topics the worker creates (3 on a cluster)."
+    )
+
+    # --- operator output (readme) -----------------------------------------------------------------
+    progress_interval_s: float = Field(
+        10.0, description="Seconds between the worker's `worker_progress` log lines (0: none)."
     )
 
 

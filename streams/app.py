@@ -46,11 +46,15 @@ from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.errors import ConfigurationError, classify, short_detail
 from streams.events import DeadLetter, Event
+from streams.heartbeat import Snapshot, progress_fields
+from streams.log_noise import demote_known_noise
 from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.ports import StoreFactory
 from streams.retry import retry_transient
 from streams.worker import BatchOutcome, PinWorker, Submission
+from vector_store.errors import LiteDirectoryLocked
+from vector_store.milvus_io import lite_directory_locked
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +98,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move to the others after this long without heartbeats.
+        broker_session_timeout=config.session_timeout_s,
         # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
         # they are not acked, so the next worker replays them.
         stream_wait_empty=False,
@@ -117,7 +123,7 @@ def create_app(
         ]
         sends += [(embedded, e.pin_id, e) for e in outcome.embedded]
         with stages.stage("produce", len(sends), cpu=False):
-            await asyncio.gather(*(_deliver(topic, key, event) for topic, key, event in sends))
+            await asyncio.gather(*(deliver(topic, key, event) for topic, key, event in sends))
 
     async def ack_all(stream: Any, events: Iterable[Any]) -> None:
         for event in events:
@@ -205,6 +211,8 @@ def create_app(
         record = SourceRecord(message.topic, message.partition, message.offset, message.value)
         await publish(await worker.handle_model_update(record))
 
+    lags: dict[tuple[str, int], int] = {}  # latest lag per input partition
+
     @app.timer(interval=1.0)
     async def report_lag() -> None:
         stages.label_threads()  # per-thread CPU readable from outside, by role
@@ -216,7 +224,24 @@ def create_app(
             if next_offset is None:
                 next_offset = await consumer.position(tp)
             lag = consumer_lag(consumer.highwater(tp), next_offset)
+            lags[(tp.topic, tp.partition)] = lag
             metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+
+    if config.progress_interval_s > 0:
+        last: list[Snapshot] = []
+
+        @app.timer(interval=config.progress_interval_s)
+        async def report_progress() -> None:
+            """One `worker_progress` line: embedded, dead-lettered, repins, lag, versions."""
+            if not worker.ready.is_set():
+                return
+            now = Snapshot(
+                time.monotonic(), dict(worker.counts), sum(lags.values()), worker.models.targets()
+            )
+            fields = progress_fields(last[-1] if last else None, now)
+            last[:] = [now]
+            if fields is not None:
+                log.info("worker_progress", **fields)
 
     return app
 
@@ -227,7 +252,7 @@ async def _send(topic: Any, key: str | None, value: bytes) -> None:
     await delivered
 
 
-async def _deliver(topic: Any, key: str | None, event: Event) -> None:
+async def deliver(topic: Any, key: str | None, event: Event) -> None:
     """Send with the retry contract: a broker outage is retried until it ends. A dead letter
     the broker refuses as too large (it cannot be, see pipeline.dead_letter, but it must never
     block a partition) is sent again without its payload; its length and sha256 remain."""
@@ -253,6 +278,7 @@ def run_worker(
     (pinclip.factory) the worker builds its stores and encoders with."""
     from streams.topics import ensure_topics
 
+    demote_known_noise()
     try:
         preflight(config)
     except ConfigurationError as exc:
@@ -274,6 +300,12 @@ def preflight(config: WorkerConfig) -> None:
             raise ConfigurationError(f"registry {config.registry_url!r}: {exc}") from exc
         return
     check_start_version(config.registry_url, versions, config.model_version)
+    if lite_directory_locked(config.milvus_uri):
+        raise ConfigurationError(
+            f"{LiteDirectoryLocked(config.milvus_uri)}: point the worker, the API, backfill and "
+            "retrain at one Milvus server (PINCLIP_MILVUS_URI=http://HOST:19530; locally: "
+            '`pinclip services up && eval "$(pinclip services env)"`)'
+        )
 
 
 def configure_json_logs(level: str) -> None:

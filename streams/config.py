@@ -42,6 +42,7 @@ class WorkerConfig:
     consumer_group: str = "pinclip-worker"
     topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
     topic_replication: int = 1  # replication factor of the topics the worker creates
+    session_timeout_s: float = 60.0  # a crashed worker's partitions move after this long
     # stores
     neo4j_uri: str = "bolt://127.0.0.1:7687"
     neo4j_user: str = "neo4j"
@@ -68,6 +69,7 @@ class WorkerConfig:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)  # + content_root, always readable
     state_dir: Path = Path("var")
     metrics_port: int | None = 9108  # None: no metrics HTTP server
+    progress_interval_s: float = 10.0  # a `worker_progress` log line this often; 0: none
     metrics_host: str = "127.0.0.1"  # loopback: /metrics is not for the network by default
 
     def __post_init__(self) -> None:
@@ -116,6 +118,7 @@ class WorkerConfig:
             "consumer_group": settings.consumer_group,
             "topic_partitions": settings.topic_partitions,
             "topic_replication": settings.topic_replication,
+            "session_timeout_s": settings.kafka_session_timeout_s,
             "neo4j_uri": settings.neo4j_uri,
             "neo4j_user": settings.neo4j_user,
             "neo4j_password": settings.neo4j_password,
@@ -137,6 +140,7 @@ class WorkerConfig:
             "fetch": FetchPolicy.from_settings(settings),
             "state_dir": Path(settings.state_dir),
             "metrics_port": settings.metrics_port,
+            "progress_interval_s": settings.progress_interval_s,
             "metrics_host": settings.metrics_host,
         }
         values.update(overrides)
@@ -152,3 +156,13 @@ def write_private(path: Path, text: str) -> Path:
     with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
         handle.write(text)
     return path
+
+
+def without_userinfo(url: str) -> str:
+    """`http://user:secret@host:19530` → `http://host:19530`, for logs (a URI may carry a
+    password even though the token has its own setting)."""
+    scheme, sep, rest = url.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return url
+    return f"{scheme}://{authority.rsplit('@', 1)[1]}{slash}{path}"

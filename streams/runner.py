@@ -11,6 +11,7 @@ For the demo, the e2e test and the benchmark:
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,6 +93,25 @@ class WorkerProcess:
             return None
         self._cleanup()
         return code
+
+    def wait_logged(self, event: str, timeout_s: float, **fields: Any) -> dict[str, Any]:
+        """The first JSON log line of `event` whose fields include `fields` (e.g.
+        `wait_logged("model_update_applied", 60, version=2)`: the worker applied the update).
+        AssertionError if the worker exits or nothing matches within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if f'"{event}"' not in line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    continue
+                if record.get("event") == event and fields.items() <= record.items():
+                    return dict(record)
+            assert self.alive(), f"the worker exited before logging {event} {fields}"
+            time.sleep(0.2)
+        raise AssertionError(f"the worker did not log {event} {fields} within {timeout_s}s")
 
     def _cleanup(self) -> None:
         self.config_path.unlink(missing_ok=True)

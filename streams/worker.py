@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 
 from streams import metrics
-from streams.config import WorkerConfig
+from streams.config import WorkerConfig, without_userinfo
 from streams.content import ContentFetcher, ContentStore
 from streams.decode import Decoder
 from streams.embedwrite import EmbedWritePath
@@ -138,7 +138,7 @@ class PinWorker:
         )
         metrics.MODEL_VERSIONS.labels("live").set(version)
         self.started.set()
-        log.info("worker_started", model_version=version, milvus=cfg.milvus_uri)
+        log.info("worker_started", model_version=version, milvus=without_userinfo(cfg.milvus_uri))
 
     async def close(self) -> None:
         if self.new_pins is not None:

@@ -17,6 +17,12 @@ pytest_plugins = ["pytester"]  # tests/unit/test_ci_policy.py runs pytest on pyt
 
 _skipped: list[SkippedTest] = []
 
+# `make test` runs pytest after `eval "$(pinclip services env)"`, which points the *app* at the
+# Milvus server (PINCLIP_MILVUS_URI). Tests choose their Milvus explicitly — the `milvus_uri`
+# fixture (lite and server), `milvus_server_uri`, or their own settings — so that variable must
+# not turn a test that builds Settings() with the embedded milvus-lite default into a server test.
+os.environ.pop("PINCLIP_MILVUS_URI", None)
+
 
 def _resolved(resolver: Callable[[], fixtures.Provided]) -> Iterator[Any]:
     try:
@@ -120,6 +126,29 @@ def worker_config(kafka_bootstrap: str, neo4j_settings: Neo4jSettings) -> Callab
         return WorkerConfig(**{**values, **overrides})
 
     return build
+
+
+@pytest.fixture(scope="session")
+def run_pinclip() -> Callable[..., Any]:
+    """`run_pinclip(*args, cwd=DIR, **settings)`: the real `pinclip` CLI in a subprocess, as a
+    user runs it, with only the given PINCLIP_* settings (e.g. `registry_url=...`)."""
+    import subprocess
+    import sys
+
+    def run(*args: str, cwd: Path, **settings: str) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PINCLIP_")}
+        env.update({f"PINCLIP_{name.upper()}": value for name, value in settings.items()})
+        return subprocess.run(
+            [sys.executable, "-m", "pinclip.cli", *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    return run
 
 
 def forget_stream_run(config: Any, tag: str) -> None:

@@ -12,7 +12,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,6 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from encoder.model import PinClipModel
 from trainer.config import TrainConfig
@@ -32,6 +30,7 @@ from trainer.data import EpochBatchSampler, PinBatch, PinPairDataset
 from trainer.dataset import read_dataset
 from trainer.losses import LossWeights, MultiGranularLoss, NeighborAlignmentLoss
 from trainer.neighbors import PinBoardGraph
+from trainer.progress import progress_bar
 from trainer.split import cold_start_split
 
 log = structlog.get_logger("trainer")
@@ -237,12 +236,8 @@ def train(cfg: TrainConfig, resume: bool = True, stop_at: int | None = None) -> 
         frozen_text_params=frozen,
         neighbor_weight=cfg.weights.neighbor,
     )
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        disable=not cfg.progress or rank != 0,
-        file=sys.stderr,
-        dynamic_ncols=True,
+    bar = progress_bar(
+        cfg.steps, desc="train", initial=step, unit="step", enabled=cfg.progress and rank == 0
     )
     objective.train()
     t0, seen = time.perf_counter(), 0

@@ -25,18 +25,22 @@ class PromotionDecision:
 def decide_promotion(
     candidate: float, live: float | None, tolerance: float = 0.0, live_source: str = "same split"
 ) -> PromotionDecision:
-    """Promote when there is no live model, or candidate >= live - tolerance."""
+    """Promote when there is no live model, or candidate >= live - tolerance.
+
+    `tolerance` is an absolute drop in Recall@10 (0.02 = two points), not a fraction of the
+    live value. The reason states the rule with its numbers, so a log line explains itself.
+    """
     if candidate != candidate:  # NaN: a broken evaluation never promotes
         return PromotionDecision(False, "candidate metric is NaN", candidate, live)
     if live is None:
         return PromotionDecision(True, "no live model", candidate, None)
-    if candidate + tolerance >= live:
-        return PromotionDecision(
-            True, f"{METRIC} {candidate:.4f} >= live {live:.4f} ({live_source})", candidate, live
-        )
-    return PromotionDecision(
-        False, f"{METRIC} {candidate:.4f} < live {live:.4f} ({live_source})", candidate, live
+    promote = candidate + tolerance >= live
+    verdict, sign = ("promote", ">=") if promote else ("keep live", "<")
+    reason = (
+        f"{verdict}: candidate {METRIC} {candidate:.4f} {sign} live {live:.4f}"
+        f" - tolerance {tolerance:.4f} (absolute) = {live - tolerance:.4f}; live {live_source}"
     )
+    return PromotionDecision(promote, reason, candidate, live)
 
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")

@@ -8,6 +8,7 @@ milvus-lite (a local path) and a Milvus server (http://...). Imports nothing els
 
 from vector_store.errors import (
     DropRefused,
+    LiteDirectoryLocked,
     NoLiveVersion,
     SwitchRefused,
     UnknownVersion,
@@ -24,6 +25,7 @@ __all__ = [
     "DropRefused",
     "FillCheck",
     "IndexConfig",
+    "LiteDirectoryLocked",
     "NoLiveVersion",
     "PinNotFound",
     "PinVector",

@@ -32,6 +32,18 @@ class VectorStoreUnavailable(VectorStoreError):
     """Milvus cannot be reached (or refuses load for now): retry with backoff, do not drop data."""
 
 
+class LiteDirectoryLocked(VectorStoreError):
+    """Another process has this milvus-lite directory open: milvus-lite serves one process per
+    directory. Not an outage — retrying does not help until that process exits."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(
+            f"the milvus-lite directory {path} is open in another process "
+            "(milvus-lite serves one process per directory)"
+        )
+        self.path = path
+
+
 class UnknownVersion(VectorStoreError):
     """The requested model version has no collection (never created, or already dropped)."""
 

@@ -18,6 +18,7 @@ import structlog
 from pymilvus import DataType, MilvusClient
 
 from vector_store.errors import (
+    LiteDirectoryLocked,
     UnknownVersion,
     VectorStoreError,
     VectorStoreUnavailable,
@@ -31,12 +32,49 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 ROW_FIELDS = ["pin_id", "pin", "model_version", "created_at", "board_ids", "is_ad"]
 _NOT_LOADED_CODE = 101
+LITE_LOCK_FILE = "LOCK"  # milvus_lite.db.LOCK_FILENAME (3.2.2): flock-ed while a process has it
 _MISSING_PHRASES = ("not exist", "not found", "can't find collection", "doesn't exist")
 
 
 def backend_of(uri: str) -> str:
     """milvus-lite for a local path (pymilvus' own rule), a server for any URL scheme."""
     return "server" if "://" in uri else "lite"
+
+
+def lite_directory_locked(path: str) -> bool:
+    """True when another process holds milvus-lite's lock on the data directory `path` (False
+    for a server URI)."""
+    import fcntl
+    import os
+
+    if backend_of(path) != "lite":
+        return False
+    lock = os.path.join(path, LITE_LOCK_FILE)
+    if not os.path.exists(lock):
+        return False
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _connect(uri: str, token: str, timeout_s: float) -> MilvusClient:
+    """MilvusClient(uri); a lite directory another process holds becomes LiteDirectoryLocked
+    (pymilvus only says "Open local milvus failed", after milvus-lite logged a traceback)."""
+    try:
+        return MilvusClient(uri=uri, token=token, timeout=timeout_s)
+    except Exception:
+        # Checked only after a failure: this process itself may hold the lock (milvus-lite
+        # shares one embedded server per directory within a process), which is fine.
+        if backend_of(uri) == "lite" and lite_directory_locked(uri):
+            raise LiteDirectoryLocked(uri) from None
+        raise
 
 
 class MilvusIO:
@@ -49,9 +87,7 @@ class MilvusIO:
         # ~75 times (minutes) before raising. Index-building calls get a longer one.
         self._timeout = timeout_s
         self._slow_timeout = max(timeout_s, 300.0)
-        self._client: MilvusClient = self._call(
-            "connect", lambda: MilvusClient(uri=uri, token=token, timeout=timeout_s)
-        )
+        self._client: MilvusClient = self._call("connect", lambda: _connect(uri, token, timeout_s))
 
     def close(self) -> None:
         self._client.close()

@@ -33,6 +33,7 @@ def build_deps(
         settings.milvus_alias,
         dim,
         settings.milvus_consistency,
+        prefix=settings.milvus_prefix,
         timeout_s=timeout,
     )
     # A query waits for one short retry, not the worker's long outage budget: the client retries.

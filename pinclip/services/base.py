@@ -25,7 +25,8 @@ class ServiceError(RuntimeError):
 @dataclass(frozen=True)
 class ServiceStatus:
     name: str
-    state: str  # "ready", "starting" (alive, not answering), "stopped"
+    # "ready", "starting" (ours, not answering), "elsewhere" (not ours, answers), "stopped"
+    state: str
     pid: int | None
     address: str
     log: Path
@@ -87,6 +88,11 @@ class Service(abc.ABC):
             report(f"{self.name}: already running")
             return False
         self.requirements()
+        if self.answers_elsewhere():
+            # Started elsewhere (another checkout's state dir, a developer's own): use it as it
+            # is; `down` from here leaves it alone because it is not ours.
+            report(f"{self.name}: already answering at {self.address()} (not started here)")
+            return False
         busy = [p for p in self.ports() if process.port_in_use(self.config.host, p)]
         if busy:
             raise ServiceError(
@@ -101,6 +107,12 @@ class Service(abc.ABC):
         pid = process.spawn(self.argv(), self.log_file, cwd=self.dir)
         process.ProcessRecord(pid=pid, marker=self.marker).save(self.pid_file)
         return True
+
+    def answers_elsewhere(self) -> bool:
+        """Not started from this state dir, yet its address answers a real request."""
+        if self.is_running():
+            return False
+        return process.port_in_use(self.config.host, self.ports()[0]) and self.probe()
 
     def wait_ready(self, report: Report) -> None:
         deadline = time.monotonic() + self.config.start_timeout_s
@@ -142,7 +154,10 @@ class Service(abc.ABC):
     def status(self) -> ServiceStatus:
         record = self.record()
         alive = record is not None and process.is_ours(record)
-        state = ("ready" if self.probe() else "starting") if alive else "stopped"
+        if alive:
+            state = "ready" if self.probe() else "starting"
+        else:
+            state = "elsewhere" if self.answers_elsewhere() else "stopped"
         return ServiceStatus(
             name=self.name,
             state=state,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +14,9 @@ from pinclip.services import manager
 from pinclip.services.base import ServiceError
 from pinclip.services.config import ServicesConfig
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode="markdown"
+)
 
 
 err = Console(stderr=True)
@@ -69,25 +73,46 @@ def down(
 
 @app.command()
 def status(only: Only = None) -> None:
-    """A table of each service: state, pid, address, log."""
-    table = Table("service", "state", "pid", "address", "log")
+    """A table of each service: state, pid, address, log. Exit status 3 unless all answer.
+
+    States: ready (started here, answering), starting (started here, not answering yet),
+    elsewhere (not started here, but its address answers: `up` uses it, `down` leaves it),
+    stopped.
+    """
+    table = Table("service", "state", "pid", "address")
+    # The log path is what one copies next: never cut it (a narrow or piped terminal folds it).
+    table.add_column("log", overflow="fold")
     rows = manager.statuses(_services(only))
     for row in rows:
-        colour = {"ready": "green", "starting": "yellow"}.get(row.state, "red")
+        colour = {"ready": "green", "starting": "yellow", "elsewhere": "cyan"}.get(row.state, "red")
         table.add_row(
             row.name,
             f"[{colour}]{row.state}[/{colour}]",
             str(row.pid or "-"),
             row.address,
-            str(row.log),
+            "-" if row.state == "elsewhere" else _shown_path(row.log),
         )
-    Console().print(table)
-    if any(r.state != "ready" for r in rows):
+    # Piped output has no width to respect: print whole lines rather than rich's 80 columns.
+    Console(width=None if sys.stdout.isatty() else 400).print(table)
+    if any(r.state not in ("ready", "elsewhere") for r in rows):
         raise typer.Exit(3)
+
+
+def _shown_path(path: Path) -> str:
+    """Relative to the current directory when below it (shorter), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 @app.command()
 def env(only: Only = None) -> None:
-    """Print `export PINCLIP_...=` lines for every service (use with eval)."""
+    """Print `export PINCLIP_...=` lines pointing the app at these services.
+
+    Use it as `eval "$(pinclip services env)"`. It includes the Milvus server
+    (PINCLIP_MILVUS_URI), so the worker, the API, backfill and retrain share one Milvus;
+    without it the app uses embedded milvus-lite, which one process at a time can open.
+    """
     for line in manager.env_lines(_services(only)):
         typer.echo(line)

@@ -6,9 +6,9 @@ Kept out of conftest.py so the resolution order and the CI skip policy are plain
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,10 +98,24 @@ def _from_container(container: Any, value: Callable[[Any], Any]) -> Provided:
         container.start()
         resolved = value(container)
     except BaseException:
-        with contextlib.suppress(Exception):
-            container.stop()
+        _remove(container)
         raise
     return Provided(resolved, f"testcontainers:{container.image}", container.stop)
+
+
+def _remove(container: Any, attempts: int = 10) -> None:
+    """Force-remove, retrying: an engine can refuse while the container is still exiting
+    (seen with podman when the process ended as the removal came in)."""
+    for attempt in range(attempts):
+        try:
+            container.stop()
+            return
+        except Exception as exc:
+            if type(exc).__name__ == "NotFound":
+                return
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def kafka_bootstrap(

@@ -56,8 +56,14 @@ log4j.logger.kafka.log.LogCleaner=WARN
 
 
 def new_cluster_id() -> str:
-    """Kafka's format: 16 random bytes, URL-safe base64 without padding (as `random-uuid`)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """Kafka's format: 16 random bytes, URL-safe base64 without padding (as `random-uuid`).
+
+    Like Kafka's own `Uuid.randomUuid()`, never one that starts with "-": the storage tool's
+    argument parser takes such a value for an option (1 start in 64 failed that way)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaService(Service):
@@ -114,8 +120,7 @@ class KafkaService(Service):
                 *self._java_prefix(lib),
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                id_file.read_text().strip(),
+                f"--cluster-id={id_file.read_text().strip()}",
                 "-c",
                 str(self._props),
                 "--ignore-formatted",

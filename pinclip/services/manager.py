@@ -53,8 +53,14 @@ def down(services: list[Service], report: Report) -> list[str]:
         stopped = list(pool.map(lambda service: service.stop(), services))
     failed = []
     for service, ok in zip(services, stopped, strict=True):
-        if ok:
-            report(f"{service.name}: {'stopped' if running[service.name] else 'not running'}")
+        if ok and running[service.name]:
+            report(f"{service.name}: stopped (process exited)")
+        elif ok:
+            report(
+                f"{service.name}: not started here; {service.address()} answers, left running"
+                if service.answers_elsewhere()
+                else f"{service.name}: not running"
+            )
         else:
             failed.append(service.name)
             report(f"{service.name}: FAILED to stop (pid file kept: {service.pid_file})")

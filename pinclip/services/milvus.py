@@ -1,5 +1,6 @@
-"""A real Milvus server for tests (PyPI `milvus` 2.3.5), so the vector store is proven against
-a server as well as milvus-lite. Users keep milvus-lite by default (PINCLIP_MILVUS_URI)."""
+"""A real Milvus server (PyPI `milvus` 2.3.5): what `pinclip services env` points the app at
+(several processes share it), and what proves the vector store against a server as well as
+milvus-lite. Without it the app's default is embedded milvus-lite (one process per directory)."""
 
 from __future__ import annotations
 
@@ -74,4 +75,7 @@ class MilvusServerService(Service):
             child_file.unlink(missing_ok=True)
 
     def env(self) -> dict[str, str]:
-        return {TEST_URI_VAR: self.address()}
+        # The app uses this server too: milvus-lite serves one process per directory, and the
+        # worker, the API, backfill and retrain run side by side. Tests keep choosing their
+        # Milvus explicitly (tests/conftest.py drops PINCLIP_MILVUS_URI).
+        return {"PINCLIP_MILVUS_URI": self.address(), TEST_URI_VAR: self.address()}

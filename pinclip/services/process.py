@@ -51,12 +51,27 @@ def is_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie is dead for our purposes: it no longer serves anything.
+    # A zombie is dead for our purposes: it no longer serves anything. But a multithreaded
+    # process (a JVM) whose main thread returned shows "Z" for the pid while its other threads
+    # still run its shutdown (and hold its ports): it is alive while any thread is.
+    states = thread_states(pid)
+    return not states or any(state not in "ZX" for state in states)
+
+
+def thread_states(pid: int) -> list[str]:
+    """The scheduler state letter of each thread of `pid` (empty when /proc cannot tell)."""
+    states = []
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return []
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+            states.append(stat.rsplit(")", 1)[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return states
 
 
 def is_ours(record: ProcessRecord) -> bool:

@@ -172,10 +172,7 @@ def produced(stack: Stack) -> list[str]:
     from streams.producer import EventProducer
 
     wait_for(
-        "the API to serve a live model",
-        lambda: stack.api("/health")[1].get("live_version") is not None,
-        600,
-        stack,
+        "the API to be ready (live model loaded)", lambda: stack.api("/ready")[0] == 200, 600, stack
     )
     prefix = f"e2e{secrets.token_hex(3)}-"
     pins, repins = _inline_events(prefix)

@@ -81,18 +81,36 @@ def loopback_server() -> Iterator[ThreadingHTTPServer]:
         server.shutdown()
 
 
-def produce(producer: KafkaProducer, topic: str, values: list[bytes]) -> list[int]:
-    futures = [producer.send(topic, value=value) for value in values]
+Labelled = list[tuple[str | None, bytes]]  # (hostile kind, or None for a good pin; value)
+
+
+def produce(producer: KafkaProducer, topic: str, records: Labelled) -> dict[tuple[str, int], str]:
+    """Send in order; returns (topic, offset) → kind for the hostile records."""
+    futures = [(kind, producer.send(topic, value=value)) for kind, value in records]
     producer.flush(timeout=60)
-    return [f.get(timeout=60).offset for f in futures]
+    return {(topic, f.get(timeout=60).offset): kind for kind, f in futures if kind is not None}
 
 
-def interleave(good: list[bytes], bad: list[bytes]) -> list[tuple[bool, bytes]]:
-    out: list[tuple[bool, bytes]] = []
+def interleave(good: Labelled, bad: Labelled) -> Labelled:
+    out: Labelled = []
     for i in range(max(len(good), len(bad))):
-        out += [(True, good[i])] if i < len(good) else []
-        out += [(False, bad[i])] if i < len(bad) else []
+        out += good[i : i + 1] + bad[i : i + 1]
     return out
+
+
+def watch(progress: StreamProgress, worker: WorkerProcess, result: Outcome) -> None:
+    """Until every good pin is embedded and every hostile record dead-lettered (or WAIT_S)."""
+
+    def settled(p: StreamProgress) -> bool:
+        lettered = {(d.source_topic, d.source_offset) for d in p.dead}
+        return result.good <= set(p.embedded) and set(result.hostile) <= lettered
+
+    progress.wait_until(settled, WAIT_S)
+    time.sleep(2.0)  # anything late (a second letter, a stray embed) shows up too
+    progress.poll(1.0)
+    result.alive = worker.alive()
+    result.letters = {(d.source_topic, d.source_offset): d for d in progress.dead}
+    result.embedded = set(progress.embedded)
 
 
 @pytest.fixture(scope="module")
@@ -123,29 +141,13 @@ def outcome(
     producer = KafkaProducer(bootstrap_servers=config.kafka_bootstrap, acks="all")
     try:
         with StreamProgress(config) as progress:
-            for topic, records in ((topics.model_updates, updates), (topics.repinned, repins)):
-                offsets = produce(producer, topic, [value for _, value in records])
-                result.hostile.update(
-                    {(topic, o): k for o, (k, _) in zip(offsets, records, strict=True)}
-                )
+            result.hostile |= produce(producer, topics.model_updates, list(updates))
+            result.hostile |= produce(producer, topics.repinned, list(repins))
             with WorkerProcess(config) as worker:
-                mixed = interleave([p.to_json_bytes() for p in good], [v for _, v in bad_pins])
-                offsets = produce(producer, topics.created, [value for _, value in mixed])
-                kinds = iter(kind for kind, _ in bad_pins)
-                for offset, (is_good, _) in zip(offsets, mixed, strict=True):
-                    if not is_good:
-                        result.hostile[(topics.created, offset)] = next(kinds)
-
-                def settled(p: StreamProgress) -> bool:
-                    lettered = {(d.source_topic, d.source_offset) for d in p.dead}
-                    return result.good <= set(p.embedded) and set(result.hostile) <= lettered
-
-                progress.wait_until(settled, WAIT_S)
-                time.sleep(2.0)  # anything late (a second letter, a stray embed) shows up too
-                progress.poll(1.0)
-                result.alive = worker.alive()
-            result.letters = {(d.source_topic, d.source_offset): d for d in progress.dead}
-            result.embedded = set(progress.embedded)
+                good_records: Labelled = [(None, p.to_json_bytes()) for p in good]
+                mixed = interleave(good_records, list(bad_pins))
+                result.hostile |= produce(producer, topics.created, mixed)
+                watch(progress, worker, result)
         result.requests = list(Recorder.seen)
         stored_ids(config, dim, result, [f"{tag}-bad-{kind}" for kind, _ in bad_pins])
         yield result

@@ -124,6 +124,12 @@ def test_gallery_search_and_click_through_render_pictures(
             word = next(w for w in target.title.split() if len(w) > 3)
             page.fill("#q", word)
             page.press("#q", "Enter")
+            # The grid already shows the newest pins: wait for the search's own results first.
+            page.wait_for_function(
+                "w => document.querySelector('#results-title').innerText.includes(w)",
+                arg=word,
+                timeout=30_000,
+            )
             page.wait_for_function(IMAGES_RENDERED, arg="#results img", timeout=30_000)
             assert page.locator("#results li.card").count() > 0
             assert word in page.locator("#results-title").inner_text()
@@ -134,6 +140,10 @@ def test_gallery_search_and_click_through_render_pictures(
             opened_id = first.get_attribute("data-pin-id")
             first.locator("a").click()
             page.wait_for_selector("#pin-view:not([hidden])", timeout=30_000)
+            page.wait_for_function(
+                "() => document.querySelector('#results-title').innerText === 'Nearest neighbours'",
+                timeout=30_000,
+            )
             page.wait_for_function(IMAGES_RENDERED, arg="#results img", timeout=30_000)
             page.wait_for_function(IMAGES_RENDERED, arg="#pin-image", timeout=30_000)
             opened = world.by_id(str(opened_id))

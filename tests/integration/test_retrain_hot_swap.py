@@ -133,7 +133,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
     )
     reader: AliasReader | None = None
     try:
-        with WorkerProcess(config, log_path=tmp_path / "worker.log"):
+        with WorkerProcess(config, log_path=tmp_path / "worker.log") as worker:
             # v1 serves the first pins.
             producer.send_many(_new_pins(ds, prefix, 0, FIRST))
             producer.flush()
@@ -161,6 +161,8 @@ def test_retrain_publish_hot_swap_backfill_switch(
                 config.topics.model_updates,
                 registry.model_update(v2, "candidate"),
             )
+            # An update applies once verified and loaded (pins keep flowing to v1 meanwhile).
+            worker.wait_logged("model_update_applied", WAIT_S, version=v2, stage="candidate")
 
             # The worker hot-swaps: new pins now go to both versions. Kafka orders nothing across
             # topics, so "now" is once the worker says it applied the candidate (the contract
@@ -207,6 +209,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
                     break
 
             # After the promotion the worker writes v2 only.
+            worker.wait_logged("model_update_applied", WAIT_S, version=v2, stage="promoted")
             last = _new_pins(ds, prefix, FIRST + LATER, LATER)
             producer.send_many(last)
             producer.flush()

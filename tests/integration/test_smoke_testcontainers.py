@@ -5,6 +5,7 @@ only where no engine is provided (`pinclip engine env` sets PINCLIP_REQUIRE_DOCK
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import pytest
@@ -80,7 +81,7 @@ def test_a_failed_start_removes_its_container() -> None:
         pytest.skip("no Docker engine answers (DOCKER_HOST or the default socket)")
     image = fixtures.image(fixtures.KAFKA_IMAGE_VAR)
     container = DockerContainer(image).with_command("sh -c 'exit 3'")
-    marker = f"pinclip-failed-start-{id(container)}"
+    marker = f"pinclip-failed-start-{secrets.token_hex(4)}"
     container.with_kwargs(labels={"pinclip.test": marker})
 
     def never_ready(c: DockerContainer) -> str:

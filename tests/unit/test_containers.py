@@ -173,3 +173,41 @@ def test_a_container_whose_start_fails_is_removed() -> None:
     with pytest.raises(TimeoutError):
         fixtures._from_container(container, lambda c: None)
     assert container.stopped
+
+
+def test_the_docker_context_is_where_testcontainers_looks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Colima, rootless Docker, a remote engine: `docker context use` is honoured without
+    DOCKER_HOST, and DOCKER_HOST still wins over it."""
+    from docker.context import Context
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    (tmp_path / "config.json").write_text('{"currentContext": "colima"}')  # first: it locates
+    Context("colima", host="unix:///tmp/colima-test.sock").save()  # the contexts directory
+    assert str(fixtures.docker_host()).endswith("unix:///tmp/colima-test.sock")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/explicit.sock")
+    assert fixtures.docker_host() == "unix:///tmp/explicit.sock"
+
+
+class _SlowToRemove(_FailingContainer):
+    """The engine refuses the first removal (the container is still exiting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0
+
+    def stop(self) -> None:
+        self.attempts += 1
+        if self.attempts == 1:
+            raise RuntimeError("container state improper")
+        self.stopped = True
+
+
+def test_a_refused_removal_is_retried() -> None:
+    container = _SlowToRemove()
+    with pytest.raises(TimeoutError):
+        fixtures._from_container(container, lambda c: None)
+    assert container.stopped and container.attempts == 2

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NAMED = re.compile(r"`((?:unit|integration|e2e)/[\w/]+\.py)::(\w+)`")
+NAMED = re.compile(r"`((?:unit|integration|e2e|faults)/[\w/]+\.py)::(\w+)`")
 
 
 def test_every_test_the_reliability_table_names_exists() -> None:

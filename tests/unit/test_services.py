@@ -200,3 +200,41 @@ def test_wipe_removes_a_stopped_services_data(tmp_path: Path) -> None:
     (kafka.dir / "data" / "segment.log").write_text("x")
     kafka.wipe()
     assert not kafka.dir.exists()
+
+
+def test_a_private_set_gets_free_ports_and_a_state_dir_of_its_own(tmp_path: Path) -> None:
+    from pinclip.services.private import PrivateServices
+
+    services = PrivateServices(tmp_path / "private")
+    config = services.config
+    ports = [config.kafka_port, config.kafka_controller_port, config.neo4j_bolt_port]
+    ports.append(config.milvus_port)
+    assert len(set(ports)) == 4 and 9092 not in ports and 7687 not in ports
+    assert 19530 not in ports
+    assert all(s.dir.parent == (tmp_path / "private").resolve() for s in services.services.values())
+    assert services.kafka_bootstrap == f"127.0.0.1:{config.kafka_port}"
+
+
+def test_the_watchdog_stops_and_wipes_the_set_of_an_owner_that_died(tmp_path: Path) -> None:
+    import subprocess
+
+    from pinclip.services.private import CONFIG_FILE, PrivateServices, watch
+
+    root = tmp_path / "private"
+    services = PrivateServices(root)
+    root.mkdir()
+    (root / CONFIG_FILE).write_text(services.config.model_dump_json())
+    owner = subprocess.Popen(["true"])
+    owner.wait()  # a dead owner: nothing of its set is running any more
+    assert watch(root, owner.pid, poll_s=0.01) == 0
+    assert not root.exists()
+
+
+def test_the_watchdog_leaves_a_set_its_owner_tore_down(tmp_path: Path) -> None:
+    import os
+
+    from pinclip.services.private import watch
+
+    (tmp_path / "kept").mkdir()
+    assert watch(tmp_path, os.getpid(), poll_s=0.01) == 0  # no config file: torn down already
+    assert (tmp_path / "kept").exists()

@@ -3,6 +3,7 @@ raise what the real drivers raise (the same paths run on real services in tests/
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
@@ -263,3 +264,47 @@ def test_metrics_bind_the_loopback_address_by_default() -> None:
         port = probe.getsockname()[1]
     assert serve_metrics(port)
     assert listening_addresses(port) == {"127.0.0.1"}
+
+
+def test_a_uri_in_a_log_line_never_carries_its_password() -> None:
+    from streams.config import without_userinfo
+
+    assert without_userinfo("http://root:Milvus@db:19530/x") == "http://db:19530/x"
+    assert without_userinfo("var/milvus.db") == "var/milvus.db"
+    assert without_userinfo("http://db:19530/a@b") == "http://db:19530/a@b"
+
+
+class BrokerTopic:
+    """Stands in for a Faust topic: a 1 MB record limit like Kafka's, one outage first."""
+
+    def __init__(self, limit: int = 1_000_000) -> None:
+        import aiokafka.errors
+
+        self.errors = aiokafka.errors
+        self.limit = limit
+        self.sent: list[bytes] = []
+        self.down = 1
+
+    async def send(self, key: bytes | None, value: bytes) -> Any:
+        if self.down:
+            self.down -= 1
+            raise self.errors.KafkaConnectionError("broker restarting")
+        if len(value) > self.limit:
+            raise self.errors.MessageSizeTooLargeError()
+        self.sent.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+async def test_a_dead_letter_the_broker_refuses_as_too_large_is_sent_without_payload() -> None:
+    from streams.app import deliver
+    from streams.pipeline import dead_letter
+
+    letter = dead_letter(SourceRecord("t", 0, 3, b"\xff" * 60_000), "parse", "bad_json")
+    topic = BrokerTopic(limit=100_000)  # a broker configured below our 64 KiB-payload letters
+    await deliver(topic, None, letter)
+    [sent] = topic.sent
+    bare = DeadLetter.model_validate_json(sent)
+    assert bare.payload == "" and bare.payload_truncated
+    assert bare.payload_sha256 == letter.payload_sha256 and bare.payload_bytes == 60_000

@@ -19,6 +19,18 @@ def test_no_regression_promotes_and_regression_rejects() -> None:
     assert not rejected.promote and "0.2900 < live 0.3000" in rejected.reason
 
 
+def test_the_reason_states_the_rule_with_the_tolerance() -> None:
+    let_through = decide_promotion(0.3583, 0.3850, tolerance=0.03, live_source="same split")
+    assert let_through.promote
+    assert let_through.reason == (
+        "promote: candidate cold_start_recall@10 0.3583 >= live 0.3850 - tolerance 0.0300"
+        " (absolute) = 0.3550; live same split"
+    )
+    kept = decide_promotion(0.3583, 0.3850, tolerance=0.02, live_source="same split")
+    assert not kept.promote and kept.reason.startswith("keep live: candidate")
+    assert "< live 0.3850 - tolerance 0.0200 (absolute) = 0.3650" in kept.reason
+
+
 def test_tolerance_allows_a_small_drop_only() -> None:
     assert decide_promotion(0.295, 0.30, tolerance=0.01).promote
     assert not decide_promotion(0.28, 0.30, tolerance=0.01).promote
