@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -30,7 +31,7 @@ import structlog
 from pinclip.services import manager, process
 from pinclip.services.base import Service, ServiceError
 from pinclip.services.config import ServicesConfig
-from pinclip.services.milvus_server import free_port
+from pinclip.services.milvus_server import bind_reusable
 
 log = structlog.get_logger(__name__)
 
@@ -40,13 +41,43 @@ CONFIG_FILE = "private-services.json"
 MILVUS_WIPE_LINE = "wiping it"
 
 
+def ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
+def stable_ports(count: int, rng: random.Random | None = None) -> list[int]:
+    """`count` distinct ports, free now and *below the ephemeral range*.
+
+    The services keep their ports across restarts. While one is down, a port from the ephemeral
+    range can be taken by any outgoing connection — even a client's own retry towards it (a TCP
+    self-connect) — and the restart would then find it busy. Ports below that range are never
+    handed out as source ports."""
+    rng = rng or random.Random()
+    low = 20000
+    high = min(ephemeral_range()[0], 32768)
+    ports: list[int] = []
+    while len(ports) < count:
+        port = rng.randrange(low, high)
+        sock = None if port in ports else bind_reusable(port)
+        if sock is not None:
+            sock.close()
+            ports.append(port)
+    return ports
+
+
 def private_config(state_dir: Path, **overrides: object) -> ServicesConfig:
-    """Every port free right now, state under `state_dir`; cached jars shared with `up`."""
+    """Ports free right now (outside the ephemeral range), state under `state_dir`; the cached
+    jars are shared with `pinclip services up`."""
+    kafka, controller, bolt, milvus = stable_ports(4)
     values: dict[str, object] = {
-        "kafka_port": free_port(),
-        "kafka_controller_port": free_port(),
-        "neo4j_bolt_port": free_port(),
-        "milvus_port": free_port(),
+        "kafka_port": kafka,
+        "kafka_controller_port": controller,
+        "neo4j_bolt_port": bolt,
+        "milvus_port": milvus,
         "neo4j_heap": "512m",
         "kafka_heap": "384m",
         "state_dir": state_dir.resolve(),
@@ -142,10 +173,6 @@ class PrivateServices:
 
     def is_running(self, name: str) -> bool:
         return self.service(name).is_running()
-
-    def answers(self, name: str) -> bool:
-        """One real client request (not just an open port)."""
-        return self.service(name).probe()
 
     def stop(self, name: str) -> None:
         """Graceful stop (SIGTERM, the service's own shutdown); returns once it is gone."""

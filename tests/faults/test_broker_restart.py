@@ -11,7 +11,8 @@ import pytest
 
 from pinclip.services.private import PrivateServices
 
-from .faultkit import FaultRun, assert_alive, wait_for
+from .faultkit import FaultRun, wait_for
+from .outage import assert_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -19,7 +19,8 @@ from pinclip.services.private import PrivateServices
 from streams.events import Event
 from streams.runner import WorkerProcess
 
-from .faultkit import FaultRun, Outage, assert_alive, wait_for
+from .faultkit import FaultRun, wait_for
+from .outage import Outage, assert_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

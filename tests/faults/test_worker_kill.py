@@ -8,7 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from .faultkit import FaultRun, assert_alive, wait_for
+from .faultkit import FaultRun, wait_for
+from .outage import assert_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -203,7 +203,7 @@ def test_wipe_removes_a_stopped_services_data(tmp_path: Path) -> None:
 
 
 def test_a_private_set_gets_free_ports_and_a_state_dir_of_its_own(tmp_path: Path) -> None:
-    from pinclip.services.private import PrivateServices
+    from pinclip.services.private import PrivateServices, ephemeral_range
 
     services = PrivateServices(tmp_path / "private")
     config = services.config
@@ -213,6 +213,8 @@ def test_a_private_set_gets_free_ports_and_a_state_dir_of_its_own(tmp_path: Path
     assert 19530 not in ports
     assert all(s.dir.parent == (tmp_path / "private").resolve() for s in services.services.values())
     assert services.kafka_bootstrap == f"127.0.0.1:{config.kafka_port}"
+    low, _ = ephemeral_range()
+    assert all(20000 <= port < low for port in ports)  # never a client's source port
 
 
 def test_the_watchdog_stops_and_wipes_the_set_of_an_owner_that_died(tmp_path: Path) -> None:
