@@ -5,9 +5,7 @@ query, at any moment, saw a result list mixing versions.
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -164,13 +162,7 @@ def test_retrain_publish_hot_swap_backfill_switch(
             # An update applies once verified and loaded (pins keep flowing to v1 meanwhile).
             worker.wait_logged("model_update_applied", WAIT_S, version=v2, stage="candidate")
 
-            # The worker hot-swaps: new pins now go to both versions. Kafka orders nothing across
-            # topics, so "now" is once the worker says it applied the candidate (the contract
-            # docs/streams.md gives a backfill too), not once the update was sent.
-            deadline = time.monotonic() + WAIT_S
-            while not _logged(tmp_path / "worker.log", "model_update_applied", version=v2):
-                assert time.monotonic() < deadline, "the worker never applied the candidate"
-                time.sleep(0.2)
+            # The worker hot-swaps: new pins now go to both versions.
             later = _new_pins(ds, prefix, FIRST, LATER)
             producer.send_many(later)
             producer.flush()
@@ -234,15 +226,3 @@ def test_retrain_publish_hot_swap_backfill_switch(
     seen = [next(iter(v)) for v in reader.lists]
     assert seen[0] == 1 and seen[-1] == 2
     assert seen == sorted(seen)  # v1 until the switch, v2 after, never back
-
-
-def _logged(log: Path, event: str, **fields: object) -> bool:
-    """Whether the worker's JSON log has `event` with these field values."""
-    for line in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
-            return True
-    return False
