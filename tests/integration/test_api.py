@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,67 @@ async def test_a_pin_written_a_moment_ago_is_found_by_similar_and_lookup(
         world.vectors.delete([fresh], 1)
 
 
+async def test_hits_show_the_rows_boards_and_the_pin_page_the_current_ones(
+    world: World, client: httpx.AsyncClient
+) -> None:
+    """A save after the pin was embedded: the pin page shows it (Neo4j, now), hits keep the
+    boards recorded in the row — the ones `board=` filters on — so a page never contradicts
+    its own filter."""
+    from datetime import UTC, datetime
+
+    from graph_store import Save
+
+    pin, query = world.pins[4], world.pins[8]
+    later = f"{world.prefix}board-later"
+    world.graph.add_saves([Save(pin.pin_id, later, f"{world.prefix}user", datetime.now(UTC))])
+    detail = (await client.get(f"/pins/{pin.pin_id}")).json()
+    assert later in detail["boards"]
+    answer = (await client.get(f"/pins/{query.pin_id}/similar", params={"k": 50})).json()
+    [hit] = [h for h in answer["results"] if h["pin_id"] == pin.pin_id]
+    assert hit["boards"] == sorted(pin.boards) and hit["title"] == pin.title
+    on_later = await client.get(f"/pins/{query.pin_id}/similar", params={"board": later})
+    assert on_later.json()["results"] == []
+
+
+async def test_a_collection_made_before_rows_carried_content_still_answers(
+    world: World,
+) -> None:
+    """Older code's collection (no title/image_uri fields): the stream still writes to it, and
+    hits get their titles from one graph read (boards, as always, from the rows)."""
+    from datetime import UTC, datetime
+
+    from api_world import create_legacy_collection
+
+    from vector_store import PinVector
+
+    legacy = 3
+    create_legacy_collection(
+        world.milvus_uri, world.vectors.naming.collection(legacy), world.vectors.dim
+    )
+    rows = [
+        PinVector(p.pin_id, world.embeddings[1][p.pin_id], legacy, datetime.now(UTC), p.boards)
+        for p in world.pins
+    ]
+    world.vectors.upsert(legacy, [replace(r, title="ignored") for r in rows])
+    world.vectors.flush(legacy)
+    assert world.vectors.get([rows[0].pin_id], legacy)[0].title is None
+    world.vectors.switch_alias(legacy)
+    try:
+        api = world.api(ApiConfig(preload_model=False, live_version_ttl_s=0))
+        async for client in open_client(api):
+            pin = world.pins[0]
+            answer = (await client.get(f"/pins/{pin.pin_id}/similar", params={"k": 5})).json()
+        assert answer["model_version"] == legacy
+        expected = world.brute_force(1, world.embeddings[1][pin.pin_id], 6)[1:]
+        assert [h["pin_id"] for h in answer["results"]] == expected
+        for hit in answer["results"]:
+            spec = world.by_id(hit["pin_id"])
+            assert hit["title"] == spec.title and hit["boards"] == sorted(spec.boards)
+    finally:
+        world.vectors.switch_alias(1)
+        world.vectors.drop_version(legacy, force=True)
+
+
 # --- one version per query, across a hot swap ---------------------------------------------------
 
 
@@ -290,10 +352,12 @@ async def test_store_failures_are_problems_not_plain_500s(world: World, tmp_path
 
     dead_graph = dead_graph_store()
     async for client in open_client(world.api(graph=dead_graph)):
-        body = assert_problem(
-            await client.get("/search/text", params={"q": "red"}), 503, "graph-store-unavailable"
-        )
+        pin = world.pins[0].pin_id
+        body = assert_problem(await client.get(f"/pins/{pin}"), 503, "graph-store-unavailable")
         assert "127.0.0.1:9" not in body["detail"]
+        # Searches need no graph: their hits carry the pins' content from Milvus.
+        assert (await client.get("/search/text", params={"q": "red"})).status_code == 200
+        assert (await client.get(f"/pins/{pin}/similar")).status_code == 200
     empty = VectorStore(str(tmp_path / "empty.db"), alias="none", dim=world.vectors.dim)
     async for client in open_client(world.api(vectors=empty)):
         assert_problem(await client.get("/search/text", params={"q": "x"}), 503, "no-live-version")
