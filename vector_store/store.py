@@ -45,6 +45,7 @@ log = structlog.get_logger(__name__)
 
 _RETIRED_AT = "pinclip.retired_at"
 _LIVE_SINCE = "pinclip.live_since"
+_WRITER = "pinclip.writer."  # + a stream worker's id: it writes every new pin into this version
 _ID_CHUNK = 1000  # ids per `pin_id in [...]` expression
 CONSISTENCY_LEVELS = frozenset({"Strong", "Bounded", "Session", "Eventually"})
 # A collection's fields never change, so they are read once per collection; the alias may move
@@ -177,6 +178,20 @@ class VectorStore:
                 )
         log.info("vector_alias_switched", alias=self.naming.alias, previous=live, current=version)
         return AliasSwitch(previous=live, current=version, switched_at=now)
+
+    def mark_writer(self, version: int, writer: str) -> None:
+        """Record that the stream worker `writer` writes every new pin it handles into
+        `version` from now on (a collection property, one per worker: concurrent marks never
+        overwrite each other). A backfill waits for these (streams.writers)."""
+        if not writer or len(writer) > 200:
+            raise ValueError(f"writer id must be 1..200 characters: {writer!r}")
+        name = self._existing(version)
+        self._io.set_properties(name, {_WRITER + writer: self._clock().isoformat()})
+
+    def writers(self, version: int) -> set[str]:
+        """The workers that marked `version` (see `mark_writer`)."""
+        properties = self._io.properties(self._existing(version))
+        return {key[len(_WRITER) :] for key in properties if key.startswith(_WRITER)}
 
     def drop_version(self, version: int, force: bool = False) -> None:
         """Drop a version that is not live and whose grace period is over (`force` skips the
