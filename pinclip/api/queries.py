@@ -50,24 +50,32 @@ async def call_store(function: Callable[..., T], *args: Any) -> T:
 
 
 class QueryService:
-    def __init__(self, deps: ApiDeps, config: ApiConfig, metrics: ApiMetrics) -> None:
+    def __init__(
+        self,
+        deps: ApiDeps,
+        config: ApiConfig,
+        metrics: ApiMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.deps = deps
         self.config = config
         self.metrics = metrics
+        self._clock = clock
         self._live: tuple[int | None, float] = (None, 0.0)
         self._refresh: asyncio.Task[None] | None = None
 
     # --- versions and encoders -------------------------------------------------------------
 
     async def live_version(self) -> int:
-        """The version this query uses throughout. Once known, it is re-read in the background
-        when older than live_version_ttl_s, so no query waits for the alias' round trips
-        (a TTL of 0 reads it on every query)."""
+        """The version this query uses throughout. Younger than live_version_ttl_s: as known.
+        Up to twice that: as known, re-read in the background — under steady traffic no query
+        waits for the alias' round trips. Older (or a TTL of 0): read now, so the first query
+        after a quiet spell sees a swap at once."""
         cached, read_at = self._live
-        if cached is not None and self.config.live_version_ttl_s > 0:
-            if time.monotonic() - read_at >= self.config.live_version_ttl_s and (
-                self._refresh is None or self._refresh.done()
-            ):
+        ttl = self.config.live_version_ttl_s
+        age = self._clock() - read_at
+        if cached is not None and age < 2 * ttl:
+            if age >= ttl and (self._refresh is None or self._refresh.done()):
                 self._refresh = asyncio.create_task(self._refresh_live_version())
             return cached
         return await self._read_live_version()
@@ -76,7 +84,7 @@ class QueryService:
         version = await call_store(self.deps.vectors.live_version)
         if version is None:
             raise ApiProblem("no-live-version", "no model version is live yet (no alias)")
-        self._live = (int(version), time.monotonic())
+        self._live = (int(version), self._clock())
         self.metrics.live_version.set(version)
         return int(version)
 
