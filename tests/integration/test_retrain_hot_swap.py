@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from kafka.admin import KafkaAdminClient
+from conftest import forget_stream_run
 
 from encoder.model import PinClipModel
 from graph_store import GraphStore
@@ -102,15 +102,7 @@ def env(
         vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
         vs.purge()
         vs.close()
-        with GraphStore(
-            config.neo4j_uri, config.neo4j_user, config.neo4j_password.get_secret_value()
-        ) as gs:
-            gs.delete_by_prefix(f"{tag}-")
-        admin = KafkaAdminClient(bootstrap_servers=config.kafka_bootstrap)
-        try:
-            admin.delete_topics([t for t in admin.list_topics() if t.startswith(tag)])
-        finally:
-            admin.close()
+        forget_stream_run(config, tag)
 
 
 def test_retrain_publish_hot_swap_backfill_switch(
