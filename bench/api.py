@@ -1,7 +1,8 @@
 """Query API benchmark: latency (p50/p99) and throughput of similar-by-id, text search and image
 search through the real HTTP API, at several collection sizes, on milvus-lite and the Milvus
 server, at Bounded and Strong consistency — plus recall@10 of similar-by-id against brute force
-and the hit-hydration choice (one batched Neo4j read vs extra Milvus output fields).
+and the hit-hydration choice (one batched Neo4j read vs extra Milvus output fields; the API
+answers from the output fields, the rows carrying title and image URI as the stream writes them).
 
     python bench/api.py                                  # 10k and 100k, lite and server
     python bench/api.py --sizes 2000 --backends lite     # a quick look
@@ -116,7 +117,13 @@ def fill_vectors(store: Any, prefix: str, vectors: np.ndarray) -> None:
             1,
             [
                 PinVector(
-                    f"{prefix}{i}", vectors[i], 1, now, (f"{prefix}b{hash(f'{prefix}{i}') % 500}",)
+                    f"{prefix}{i}",
+                    vectors[i],
+                    1,
+                    now,
+                    (f"{prefix}b{hash(f'{prefix}{i}') % 500}",),
+                    title=f"pin {prefix}{i}",
+                    image_uri=f"file:///nowhere/{prefix}{i}.jpg",
                 )
                 for i in range(start, min(len(vectors), start + step))
             ],

@@ -11,6 +11,11 @@ idempotent, so re-doing the batch that was in flight at a crash is harmless.
 Every pin goes through the stream's embed-and-write path (`streams.embedwrite`): the same
 decode, batching, Neo4j + Milvus rows (boards from the graph) and error contract as a new pin
 in the worker, with the encode of one batch overlapping the writes of the previous one.
+
+No pin left behind while the stream runs (`writers`, streams.writers): the graph is read only
+once every worker of the group writes the candidate too, and that is checked again before the
+alias moves — otherwise a pin a worker writes to the live version only, behind the backfill's
+cursor, would be missing from the new one.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import structlog
 from streams.embedwrite import EmbedWritePath, Encoded, PinJob, PinRecord
 from streams.errors import DeterministicError, as_deterministic, classify
 from streams.ports import BatchEmbedder
+from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -159,6 +165,24 @@ def _chunks(
             yield todo[start : start + batch_size]
 
 
+@dataclass(frozen=True)
+class BackfillOptions:
+    """The knobs of one run (see `backfill`)."""
+
+    batch_size: int = 64
+    page_size: int = 2000
+    switch: bool = True
+    id_prefix: str = ""
+    provider: str = "auto"
+    load_image: Callable[[str], bytes] | None = None
+    fetch_policy: FetchPolicy | None = None
+    on_switched: Callable[[int], None] | None = None
+    progress: bool = True
+    encoder: BatchEmbedder | None = None
+    writers: WriterCheck | None = None
+    writers_timeout_s: float = 120.0
+
+
 def backfill(
     version: int,
     model_dir: Path,
@@ -176,6 +200,8 @@ def backfill(
     on_switched: Callable[[int], None] | None = None,
     progress: bool = True,
     encoder: BatchEmbedder | None = None,
+    writers: WriterCheck | None = None,
+    writers_timeout_s: float = 120.0,
 ) -> BackfillReport:
     """Fill pins_v<version> from the graph with the ONNX encoder in `model_dir`.
 
@@ -186,26 +212,35 @@ def backfill(
     promotion and mark the registry's live version). Images are read through the shared fetch
     path under `fetch_policy` (a `streams.content.FetchPolicy`; the content store under
     `state_dir` is always readable) unless `load_image` is given. Call it from synchronous code.
+
+    `writers` (a `streams.writers.WriterCheck`, e.g. `GroupWriters` for the workers' consumer
+    group) is the no-pin-left-behind rule while the stream runs: the fill starts only once every
+    worker writes `version` too, and the alias moves only if that still holds — each waits up to
+    `writers_timeout_s`, then raises `streams.writers.WritersNotReady` (the fill is kept: run
+    again to resume). None: no stream writes pins meanwhile (tests, an offline rebuild).
     """
-    return asyncio.run(
-        _backfill(
-            version,
-            model_dir,
-            graph,
-            vectors,
-            state_dir,
-            batch_size,
-            page_size,
-            switch,
-            id_prefix,
-            provider,
-            load_image,
-            fetch_policy,
-            on_switched,
-            progress,
-            encoder,
-        )
+    options = BackfillOptions(
+        batch_size,
+        page_size,
+        switch,
+        id_prefix,
+        provider,
+        load_image,
+        fetch_policy,
+        on_switched,
+        progress,
+        encoder,
+        writers,
+        writers_timeout_s,
     )
+    return asyncio.run(_backfill(version, model_dir, graph, vectors, state_dir, options))
+
+
+async def _writers_ready(version: int, options: BackfillOptions) -> None:
+    if options.writers is not None:
+        await asyncio.to_thread(
+            wait_for_writers, options.writers, version, options.writers_timeout_s
+        )
 
 
 async def _backfill(
@@ -214,63 +249,19 @@ async def _backfill(
     graph: Any,
     vectors: Any,
     state_dir: Path,
-    batch_size: int,
-    page_size: int,
-    switch: bool,
-    id_prefix: str,
-    provider: str,
-    load_image: Callable[[str], bytes] | None,
-    fetch_policy: FetchPolicy | None,
-    on_switched: Callable[[int], None] | None,
-    progress: bool,
-    encoder: BatchEmbedder | None,
+    options: BackfillOptions,
 ) -> BackfillReport:
-    from pinclip.factory import Factory, StoreConfig
-    from streams.content import ContentFetcher, FetchPolicy, content_root
-
-    if encoder is None:
-        factory = Factory(StoreConfig(onnx_provider=provider))
-        service = await asyncio.to_thread(factory.encoder_service, model_dir, max_batch=batch_size)
-        encoder = service
-    if encoder.version != version:
-        raise ValueError(f"{model_dir} holds version {encoder.version}, not {version}")
-    await asyncio.to_thread(vectors.ensure_version, version)
-    spath = state_path(state_dir, version, id_prefix)
-    state = BackfillState.load(spath, version)
-    resumed_from = state.last_pin_id
-    path = EmbedWritePath(vectors, graph)
-    pool = ThreadPoolExecutor(8, thread_name_prefix="backfill-load")
-    # Inline images live in the content store under the state dir: always readable.
-    fetcher = ContentFetcher((fetch_policy or FetchPolicy()).with_roots(content_root(state_dir)))
-    load: Callable[[str], Awaitable[bytes]] = fetcher.fetch_uri
-    if load_image is not None:
-        given, loop = load_image, asyncio.get_running_loop()
-        load = lambda uri: loop.run_in_executor(pool, given, uri)  # noqa: E731
+    encoder = options.encoder or await _open_encoder(model_dir, options)
     try:
-        if state.done:
-            log.info("backfill.already_done", version=version)
-        else:
-            log.info("backfill.start", version=version, resume_after=resumed_from or None)
-            total = await asyncio.to_thread(graph.count_pins, id_prefix=id_prefix)
-            bar = progress_bar(
-                total,
-                initial=state.embedded + len(state.failed),
-                enabled=progress,
-                desc=f"backfill v{version}",
-                unit="pin",
-            )
-            fill = _Fill(version, path, encoder, state, spath, bar, load)
-            try:
-                await _fill(fill, _chunks(graph, state, page_size, batch_size, id_prefix))
-            finally:
-                bar.close()
-            state.done = True
-            state.save(spath)
+        if encoder.version != version:
+            raise ValueError(f"{model_dir} holds version {encoder.version}, not {version}")
+        await asyncio.to_thread(vectors.ensure_version, version)
+        await _writers_ready(version, options)  # before the first page of the graph is read
+        state, resumed_from = await _fill_version(
+            version, graph, vectors, state_dir, encoder, options
+        )
     finally:
-        await path.close()
         await encoder.close()
-        await fetcher.aclose()
-        pool.shutdown(wait=False)
     count = await asyncio.to_thread(vectors.count, version)
     log.info(
         "backfill.filled",
@@ -280,11 +271,73 @@ async def _backfill(
         collection_count=count,
     )
     switched = False
-    if switch:
+    if options.switch:
+        await _writers_ready(version, options)  # a worker that joined meanwhile writes it too
         # Live writes keep arriving during the fill, so the collection may hold more.
         await asyncio.to_thread(vectors.switch_alias, version, expected_count=state.embedded)
         switched = True
         log.info("backfill.alias_switched", version=version)
-        if on_switched is not None:
-            on_switched(version)
+        if options.on_switched is not None:
+            options.on_switched(version)
     return BackfillReport(version, state.embedded, len(state.failed), count, switched, resumed_from)
+
+
+async def _open_encoder(model_dir: Path, options: BackfillOptions) -> BatchEmbedder:
+    from pinclip.factory import Factory, StoreConfig
+
+    factory = Factory(StoreConfig(onnx_provider=options.provider))
+    service: BatchEmbedder = await asyncio.to_thread(
+        factory.encoder_service, model_dir, max_batch=options.batch_size
+    )
+    return service
+
+
+async def _fill_version(
+    version: int,
+    graph: Any,
+    vectors: Any,
+    state_dir: Path,
+    encoder: BatchEmbedder,
+    options: BackfillOptions,
+) -> tuple[BackfillState, str]:
+    """Every pin of the graph (after the checkpoint) into the version; (state, resumed from)."""
+    from streams.content import ContentFetcher, FetchPolicy, content_root
+
+    spath = state_path(state_dir, version, options.id_prefix)
+    state = BackfillState.load(spath, version)
+    resumed_from = state.last_pin_id
+    if state.done:
+        log.info("backfill.already_done", version=version)
+        return state, resumed_from
+    path = EmbedWritePath(vectors, graph)
+    pool = ThreadPoolExecutor(8, thread_name_prefix="backfill-load")
+    # Inline images live in the content store under the state dir: always readable.
+    policy = options.fetch_policy or FetchPolicy()
+    fetcher = ContentFetcher(policy.with_roots(content_root(state_dir)))
+    load: Callable[[str], Awaitable[bytes]] = fetcher.fetch_uri
+    if options.load_image is not None:
+        given, loop = options.load_image, asyncio.get_running_loop()
+        load = lambda uri: loop.run_in_executor(pool, given, uri)  # noqa: E731
+    log.info("backfill.start", version=version, resume_after=resumed_from or None)
+    try:
+        total = await asyncio.to_thread(graph.count_pins, id_prefix=options.id_prefix)
+        bar = progress_bar(
+            total,
+            initial=state.embedded + len(state.failed),
+            enabled=options.progress,
+            desc=f"backfill v{version}",
+            unit="pin",
+        )
+        fill = _Fill(version, path, encoder, state, spath, bar, load)
+        chunks = _chunks(graph, state, options.page_size, options.batch_size, options.id_prefix)
+        try:
+            await _fill(fill, chunks)
+        finally:
+            bar.close()
+        state.done = True
+        state.save(spath)
+    finally:
+        await path.close()
+        await fetcher.aclose()
+        pool.shutdown(wait=False)
+    return state, resumed_from

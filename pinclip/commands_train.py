@@ -7,6 +7,8 @@ commands costs nothing to `pinclip services`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -323,16 +325,18 @@ def backfill_cmd(
     worker_timeout: float = typer.Option(
         120.0,
         min=0.0,
-        help="Wait this long for a worker to load the candidate (it then writes new pins to "
-        "both versions); 0: do not wait (no worker runs, so no pins arrive meanwhile).",
+        help="Wait this long for every running worker to write the candidate too (before the "
+        "fill, and again before the switch); then stop with the workers that do not. 0: ask "
+        "once. No worker running: nothing to wait for.",
     ),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
 ) -> None:
     """Re-embed every pin with version N into pins_vN, resumably; then switch the alias.
 
-    N is the candidate you just published. Workers must have loaded it first, so that pins
-    created during the backfill are written to both versions: the backfill waits until a
-    worker has (up to --worker-timeout). Interrupted? Run it again: it resumes.
+    N is the candidate you just published. Every running worker must write it too before the
+    fill starts, or the pins it writes meanwhile to the live version only would be left
+    behind: the backfill waits until each member of the workers' consumer group has marked
+    pins_vN (up to --worker-timeout). Interrupted? Run it again: it resumes.
 
     Example: pinclip publish --run var/run2 && pinclip backfill --version 2
     """
@@ -348,14 +352,14 @@ def backfill_cmd(
     dim = Manifest.load(model_dir).dim
     publish = _publisher(settings)
     vectors = _vectors(settings, dim)
-    _check_backfill_target(vectors, version, worker_timeout)
+    _check_backfill_target(vectors, version)
 
     def promoted(v: int) -> None:
         registry.set_live(v)
         if announce:
             publish(registry.model_update(v, "promoted"))
 
-    with _graph(settings) as graph:
+    with _graph(settings) as graph, _writers_not_ready_is_a_user_error():
         report = backfill(
             version,
             model_dir,
@@ -368,14 +372,15 @@ def backfill_cmd(
             provider=settings.onnx_provider,
             fetch_policy=FetchPolicy.from_settings(settings),
             on_switched=promoted,
+            writers=_writers(settings, vectors),
+            writers_timeout_s=worker_timeout,
         )
     typer.echo(json.dumps(report.__dict__))
 
 
-def _check_backfill_target(vectors: Any, version: int, worker_timeout: float) -> None:
-    """Refuse the live version; wait for a worker to have loaded the candidate."""
+def _check_backfill_target(vectors: Any, version: int) -> None:
+    """Refuse the live version."""
     from pinclip.errors import UserError
-    from pinclip.retrain import wait_for_candidate
 
     live = vectors.live_version()
     if live == version:
@@ -383,12 +388,24 @@ def _check_backfill_target(vectors: Any, version: int, worker_timeout: float) ->
             f"v{version} is already live: a backfill fills a new candidate's collection — "
             "publish one first (`pinclip publish --run DIR`)"
         )
-    if worker_timeout > 0 and not wait_for_candidate(vectors, version, worker_timeout):
-        raise UserError(
-            f"no worker loaded v{version} within {worker_timeout:.0f}s (none created its "
-            f"collection): announce it with `pinclip publish --version {version}` to running "
-            "workers, or pass --worker-timeout 0 if no worker runs"
-        )
+
+
+def _writers(settings: Settings, vectors: Any) -> Any:
+    """The stream's workers as the backfill sees them: their consumer group and their marks."""
+    from streams.writers import GroupWriters
+
+    return GroupWriters(settings.kafka_bootstrap, settings.consumer_group, vectors)
+
+
+@contextmanager
+def _writers_not_ready_is_a_user_error() -> Iterator[None]:
+    from pinclip.errors import UserError
+    from streams.writers import WritersNotReady
+
+    try:
+        yield
+    except WritersNotReady as exc:
+        raise UserError(str(exc)) from None
 
 
 @app.command("retrain")
@@ -413,8 +430,9 @@ def retrain_cmd(
     worker_timeout: float = typer.Option(
         120.0,
         min=0.0,
-        help="After announcing a promoted candidate, wait this long for a worker to load it "
-        "before the backfill (then it goes ahead, with a warning); 0: no worker runs.",
+        help="After announcing a promoted candidate, wait this long for every running worker "
+        "to write it too before the backfill (as `pinclip backfill`); if one does not, the "
+        "round stops before the switch and `pinclip backfill --version N` finishes it.",
     ),
     metrics_port: int = typer.Option(9109, help="Prometheus port in --every mode (0: off)."),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
@@ -456,8 +474,10 @@ def retrain_cmd(
             worker_wait_s=worker_timeout,
             fetch_policy=FetchPolicy.from_settings(settings),
         )
+        deps.writers = _writers(settings, deps.vectors)
         if once:
-            outcome = retrain_once(deps, template, work_dir, tolerance)
+            with _writers_not_ready_is_a_user_error():
+                outcome = retrain_once(deps, template, work_dir, tolerance)
             typer.echo(outcome.decision.reason)
             typer.echo(outcome.summary())
             return

@@ -97,20 +97,6 @@ def retrain_template(
     return cfg, f"no live model: preset {cfg.model!r}"
 
 
-def wait_for_candidate(
-    vectors: Any, version: int, timeout_s: float, sleep: Callable[[float], None] = time.sleep
-) -> bool:
-    """True once a worker has taken `version` up: it creates the version's collection as it
-    loads the candidate, and writes new pins to both versions from its next batch on (the
-    swap waits for the batch in flight). False after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while version not in vectors.versions():
-        if time.monotonic() >= deadline:
-            return False
-        sleep(1.0)
-    return True
-
-
 @dataclass
 class RetrainDeps:
     """What a round talks to; tests substitute prefixes and small configs."""
@@ -122,8 +108,12 @@ class RetrainDeps:
     state_dir: Path
     id_prefix: str = ""
     provider: str = "auto"
-    worker_wait_s: float = 0.0  # for a worker to load the candidate (0: none runs, no wait)
     fetch_policy: Any = None  # streams.content.FetchPolicy for the backfill's image reads
+    # The stream's workers (streams.writers.WriterCheck, e.g. GroupWriters): the backfill waits
+    # up to worker_wait_s for each of them to write the candidate — the same rule as
+    # `pinclip backfill`. None: no stream runs (tests, an offline system).
+    writers: Any = None
+    worker_wait_s: float = 120.0
 
 
 def _live_recall(
@@ -195,10 +185,6 @@ def retrain_once(
         )
     with timed_step("publish", version=version, stage="candidate"):
         deps.publish(deps.registry.model_update(version, "candidate"))
-    if deps.worker_wait_s > 0:  # else pins created during the backfill could miss v<N>
-        with timed_step("wait_for_workers", version=version):
-            if not wait_for_candidate(deps.vectors, version, deps.worker_wait_s):
-                log.warning("retrain.no_worker_loaded_candidate", version=version)
 
     def promoted(v: int) -> None:
         deps.registry.set_live(v)
@@ -217,6 +203,8 @@ def retrain_once(
             fetch_policy=deps.fetch_policy,
             on_switched=promoted,
             progress=False,
+            writers=deps.writers,  # every worker writes the candidate before the fill starts
+            writers_timeout_s=deps.worker_wait_s,
         )
     ROUNDS.labels("promoted").inc()
     return RetrainOutcome(decision, version, run_dir, filled.embedded, live_version)

@@ -103,6 +103,9 @@ def create_app(
         # On SIGTERM do not wait for in-flight batches (during an outage they never finish):
         # they are not acked, so the next worker replays them.
         stream_wait_empty=False,
+        # Who this worker is in the group: backfills match the members' client ids with the
+        # marks workers leave on the collections they write (streams.writers).
+        broker_client_id=worker.writer_id,
         # An escaping exception stops the worker (exit 1) instead of restarting the agent past
         # its unacked batch (see the module docstring).
         agent_supervisor=mode.CrashingSupervisor,

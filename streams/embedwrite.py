@@ -59,6 +59,7 @@ class PinRecord:
     user_id: str | None = None
     is_ad: bool = False
     board_id: str | None = None  # the board it was created on (a new pin's first save)
+    streamed: bool = False  # a new pin from the stream (its first write sets embedded_at)
 
     @classmethod
     def from_new_pin(cls, pin: NewPin, image_uri: str) -> PinRecord:
@@ -71,6 +72,7 @@ class PinRecord:
             pin.user_id,
             pin.is_ad,
             pin.board_id,
+            streamed=True,
         )
 
     @classmethod
@@ -86,7 +88,9 @@ class PinRecord:
             bool(node.is_ad),
         )
 
-    def node(self) -> Any:
+    def node(self, written_at: datetime | None = None) -> Any:
+        """The graph node; a streamed pin's carries `written_at` as its embedded_at (the graph
+        keeps the first one), a re-embedded pin's leaves it as it was."""
         from graph_store import PinNode
 
         return PinNode(
@@ -97,6 +101,7 @@ class PinRecord:
             self.created_at,
             self.user_id,
             self.is_ad,
+            embedded_at=written_at if self.streamed else None,
         )
 
     def first_save(self) -> Any | None:
@@ -109,7 +114,16 @@ class PinRecord:
     def vector_row(self, version: int, vector: np.ndarray, boards: Sequence[str]) -> Any:
         from vector_store import PinVector
 
-        return PinVector(self.pin_id, vector, version, self.created_at, tuple(boards), self.is_ad)
+        return PinVector(
+            self.pin_id,
+            vector,
+            version,
+            self.created_at,
+            tuple(boards),
+            self.is_ad,
+            title=self.title,
+            image_uri=self.image_uri,
+        )
 
 
 @dataclass(frozen=True)
@@ -144,8 +158,9 @@ class Written:
 
 
 def row_bytes(row: Any) -> int:
-    """Rough size of a Milvus row on the wire (vector, id, boards, scalars)."""
-    return 4 * len(row.pin) + len(row.pin_id) + sum(len(b) + 8 for b in row.board_ids) + 64
+    """Rough size of a Milvus row on the wire (vector, id, boards, content, scalars)."""
+    boards = sum(len(b) + 8 for b in row.board_ids)
+    return 4 * len(row.pin) + len(row.pin_id) + boards + len(row.title) + len(row.image_uri) + 64
 
 
 def chunks_by_bytes(rows: Sequence[T], max_bytes: int, size: Callable[[T], int]) -> list[list[T]]:
@@ -263,7 +278,8 @@ class EmbedWritePath:
             return Written([], versions, failed, utc_now())
         records = [job.record for job in encoded.jobs]
         saves = [s for s in (r.first_save() for r in records) if s is not None]
-        boards, refused = await self.graph.write([r.node() for r in records], saves)
+        now = utc_now()
+        boards, refused = await self.graph.write([r.node(now) for r in records], saves)
         good = [i for i, r in enumerate(records) if r.pin_id not in refused]
         per_version = await asyncio.gather(
             *(

@@ -14,6 +14,7 @@ application); tests may hand in stores and an encoder loader instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,7 +27,7 @@ from streams.config import WorkerConfig, without_userinfo
 from streams.content import ContentFetcher, ContentStore
 from streams.decode import Decoder
 from streams.embedwrite import EmbedWritePath
-from streams.errors import as_deterministic, classify
+from streams.errors import as_deterministic, classify, short_detail
 from streams.events import ModelUpdate, Repin
 from streams.models import (
     ModelSet,
@@ -46,6 +47,7 @@ from streams.pipeline import (
 from streams.pipelining import StagedPipeline, SwapGate
 from streams.ports import GraphSink, StoreFactory, VectorSink
 from streams.retry import retry_blocking, retry_transient
+from streams.writers import new_writer_id
 
 log = structlog.get_logger(__name__)
 
@@ -64,8 +66,13 @@ class PinWorker:
         graph_store: GraphSink | None = None,
         encoder_loader: Callable[[Path], Any] | None = None,
         retry: RetryPolicy | None = None,
+        writer_id: str | None = None,
     ) -> None:
         self.config = config
+        # Kafka client id of the app and the name of its marks on the collections it writes
+        # (streams.writers: what a backfill waits for).
+        self.writer_id = writer_id or new_writer_id()
+        self._marked: set[int] = set()
         self.factory = factory
         self._vector_store = vector_store
         self._graph_store = graph_store
@@ -257,6 +264,30 @@ class PinWorker:
         state = self.models.state
         metrics.MODEL_VERSIONS.labels("live").set(state.live or 0)
         metrics.MODEL_VERSIONS.labels("next").set(state.next or 0)
+        await self._mark_targets()
+
+    async def _mark_targets(self) -> None:
+        """Mark each version this worker now writes every new pin into — only after the commit,
+        whose swap waited for the batches in flight: a backfill that sees every worker's mark
+        finds all their earlier pins in Neo4j (streams.writers). A mark that is refused is
+        logged (the backfill then waits for it and says which worker is missing)."""
+        for version in self.models.targets():
+            if version in self._marked:
+                continue
+            try:
+                await retry_blocking(
+                    functools.partial(self.vector_store.mark_writer, version, self.writer_id),
+                    sink="milvus",
+                    policy=self.retry,
+                    version=version,
+                )
+            except Exception as exc:
+                if classify(exc) == "fatal":
+                    raise
+                log.error("writer_mark_failed", version=version, error=short_detail(exc))
+                continue
+            self._marked.add(version)
+            log.info("writer_marked", version=version, writer=self.writer_id)
 
     def _count_outcome(self, outcome: BatchOutcome) -> None:
         metrics.EVENTS_OUT.labels("pin_embedded").inc(len(outcome.embedded))

@@ -11,6 +11,7 @@ Differences absorbed here (milvus-lite 3.2.2 vs Milvus server 2.3.5, see docs/ve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,15 +26,23 @@ from vector_store.errors import (
     is_unavailable,
 )
 from vector_store.index import METRIC, IndexConfig
-from vector_store.records import MAX_BOARD_ID_LENGTH, MAX_PIN_ID_LENGTH
+from vector_store.records import (
+    CONTENT_FIELDS,
+    MAX_BOARD_ID_LENGTH,
+    MAX_IMAGE_URI_BYTES,
+    MAX_PIN_ID_LENGTH,
+    MAX_TITLE_BYTES,
+)
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
-ROW_FIELDS = ["pin_id", "pin", "model_version", "created_at", "board_ids", "is_ad"]
+ROW_FIELDS = ("pin_id", "pin", "model_version", "created_at", "board_ids", "is_ad")
+HIT_FIELDS = ("model_version", "board_ids")  # + CONTENT_FIELDS where the collection has them
 _NOT_LOADED_CODE = 101
 LITE_LOCK_FILE = "LOCK"  # milvus_lite.db.LOCK_FILENAME (3.2.2): flock-ed while a process has it
 _MISSING_PHRASES = ("not exist", "not found", "can't find collection", "doesn't exist")
+_MISSING_FIELD = re.compile(r"\bfield \S+ not (?:exist|found)")  # not a missing collection
 
 
 def backend_of(uri: str) -> str:
@@ -77,6 +86,29 @@ def _connect(uri: str, token: str, timeout_s: float) -> MilvusClient:
         raise
 
 
+def pin_schema(dim: int, max_boards: int, content: bool = True) -> Any:
+    """The collection schema of one model version. `content=False` is the schema collections
+    were created with before rows carried the pin's title and image URI (readers and writers
+    still handle such collections; tests build one with it)."""
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pin_id", DataType.VARCHAR, is_primary=True, max_length=MAX_PIN_ID_LENGTH)
+    schema.add_field("pin", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("model_version", DataType.INT64)
+    schema.add_field("created_at", DataType.INT64)
+    schema.add_field(
+        "board_ids",
+        DataType.ARRAY,
+        element_type=DataType.VARCHAR,
+        max_capacity=max_boards,
+        max_length=MAX_BOARD_ID_LENGTH,
+    )
+    schema.add_field("is_ad", DataType.BOOL)
+    if content:
+        schema.add_field("title", DataType.VARCHAR, max_length=MAX_TITLE_BYTES)
+        schema.add_field("image_uri", DataType.VARCHAR, max_length=MAX_IMAGE_URI_BYTES)
+    return schema
+
+
 class MilvusIO:
     """A MilvusClient with error translation; holds no domain rules."""
 
@@ -106,7 +138,8 @@ class MilvusIO:
                     f"Milvus unreachable during {operation}: {exc}"
                 ) from exc
             text = str(exc).lower()
-            if collection and any(phrase in text for phrase in _MISSING_PHRASES):
+            missing = any(phrase in text for phrase in _MISSING_PHRASES)
+            if collection and missing and not _MISSING_FIELD.search(text):
                 raise UnknownVersion(f"{collection!r} does not exist ({operation})") from exc
             raise VectorStoreError(f"Milvus {operation} failed: {exc}") from exc
 
@@ -139,19 +172,7 @@ class MilvusIO:
     ) -> bool:
         if self.has_collection(name):
             return False
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-        schema.add_field("pin_id", DataType.VARCHAR, is_primary=True, max_length=MAX_PIN_ID_LENGTH)
-        schema.add_field("pin", DataType.FLOAT_VECTOR, dim=dim)
-        schema.add_field("model_version", DataType.INT64)
-        schema.add_field("created_at", DataType.INT64)
-        schema.add_field(
-            "board_ids",
-            DataType.ARRAY,
-            element_type=DataType.VARCHAR,
-            max_capacity=max_boards,
-            max_length=MAX_BOARD_ID_LENGTH,
-        )
-        schema.add_field("is_ad", DataType.BOOL)
+        schema = pin_schema(dim, max_boards)
         index_params = MilvusClient.prepare_index_params()
         index_params.add_index(
             field_name="pin",
@@ -176,6 +197,17 @@ class MilvusIO:
                 return False
             raise
         return True
+
+    def content_fields(self, name: str) -> frozenset[str]:
+        """Which of `CONTENT_FIELDS` the collection (or the alias's collection) has: none in
+        collections created before rows carried the pin's content."""
+        described = self._call(
+            "describe_collection",
+            lambda: self._client.describe_collection(name, timeout=self._timeout),
+            name,
+        )
+        names = {str(f.get("name")) for f in described.get("fields", [])}
+        return frozenset(f for f in CONTENT_FIELDS if f in names)
 
     def drop_collection(self, name: str) -> None:
         self._call(
@@ -295,7 +327,11 @@ class MilvusIO:
         )
 
     def query(
-        self, target: str, expression: str, consistency: str | None = None
+        self,
+        target: str,
+        expression: str,
+        consistency: str | None = None,
+        extra_fields: tuple[str, ...] = (),
     ) -> list[dict[str, Any]]:
         rows = self._read(
             "query",
@@ -303,7 +339,7 @@ class MilvusIO:
             lambda: self._client.query(
                 target,
                 filter=expression,
-                output_fields=ROW_FIELDS,
+                output_fields=[*ROW_FIELDS, *extra_fields],
                 consistency_level=consistency or self.consistency,
                 timeout=self._timeout,
             ),
@@ -333,8 +369,10 @@ class MilvusIO:
         expression: str,
         search_params: dict[str, Any],
         consistency: str | None = None,
-    ) -> list[tuple[str, float, int]]:
-        """(pin_id, score, model_version) per hit, best first, for one query vector."""
+        extra_fields: tuple[str, ...] = (),
+    ) -> list[tuple[str, float, dict[str, Any]]]:
+        """(pin_id, score, output fields) per hit, best first, for one query vector: the hit's
+        model_version and board_ids, plus `extra_fields` — one round trip for the whole page."""
         results = self._read(
             "search",
             target,
@@ -344,14 +382,11 @@ class MilvusIO:
                 limit=k,
                 filter=expression,
                 anns_field="pin",
-                output_fields=["model_version"],
+                output_fields=[*HIT_FIELDS, *extra_fields],
                 search_params=search_params,
                 consistency_level=consistency or self.consistency,
                 timeout=self._timeout,
             ),
         )
         hits = results[0] if results else []
-        return [
-            (str(hit.id), float(hit.distance), int(hit.get("entity", {})["model_version"]))
-            for hit in hits
-        ]
+        return [(str(hit.id), float(hit.distance), dict(hit.get("entity", {}))) for hit in hits]

@@ -8,7 +8,9 @@ Calls are synchronous; async callers run them in an executor.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -27,6 +29,7 @@ from vector_store.lifecycle import FillCheck, drop_problems, droppable_versions,
 from vector_store.milvus_io import MilvusIO
 from vector_store.naming import VersionNaming
 from vector_store.records import (
+    CONTENT_FIELDS,
     PinVector,
     SearchHit,
     StoredPin,
@@ -42,8 +45,12 @@ log = structlog.get_logger(__name__)
 
 _RETIRED_AT = "pinclip.retired_at"
 _LIVE_SINCE = "pinclip.live_since"
+_WRITER = "pinclip.writer."  # + a stream worker's id: it writes every new pin into this version
 _ID_CHUNK = 1000  # ids per `pin_id in [...]` expression
 CONSISTENCY_LEVELS = frozenset({"Strong", "Bounded", "Session", "Eventually"})
+# A collection's fields never change, so they are read once per collection; the alias may move
+# to a collection of another schema, so what it has is read again after this long.
+_ALIAS_FIELDS_TTL_S = 5.0
 
 
 class PinNotFound(VectorStoreError, KeyError):
@@ -94,6 +101,7 @@ class VectorStore:
         self.grace = grace
         self._clock = clock
         self._io = MilvusIO(uri, token=token, consistency=consistency, timeout_s=timeout_s)
+        self._fields: dict[str, tuple[tuple[str, ...], float]] = {}  # content fields by target
 
     @property
     def backend(self) -> str:
@@ -117,6 +125,7 @@ class VectorStore:
         )
         self._io.load(name)
         if created:
+            self._fields[name] = (CONTENT_FIELDS, time.monotonic())
             log.info("vector_version_created", collection=name, backend=self.backend)
         return name
 
@@ -170,6 +179,20 @@ class VectorStore:
         log.info("vector_alias_switched", alias=self.naming.alias, previous=live, current=version)
         return AliasSwitch(previous=live, current=version, switched_at=now)
 
+    def mark_writer(self, version: int, writer: str) -> None:
+        """Record that the stream worker `writer` writes every new pin it handles into
+        `version` from now on (a collection property, one per worker: concurrent marks never
+        overwrite each other). A backfill waits for these (streams.writers)."""
+        if not writer or len(writer) > 200:
+            raise ValueError(f"writer id must be 1..200 characters: {writer!r}")
+        name = self._existing(version)
+        self._io.set_properties(name, {_WRITER + writer: self._clock().isoformat()})
+
+    def writers(self, version: int) -> set[str]:
+        """The workers that marked `version` (see `mark_writer`)."""
+        properties = self._io.properties(self._existing(version))
+        return {key[len(_WRITER) :] for key in properties if key.startswith(_WRITER)}
+
     def drop_version(self, version: int, force: bool = False) -> None:
         """Drop a version that is not live and whose grace period is over (`force` skips the
         grace period, never the live check). Dropping an absent version is a no-op."""
@@ -182,6 +205,7 @@ class VectorStore:
         if problems:
             raise DropRefused("; ".join(problems))
         self._io.drop_collection(name)
+        self._fields.pop(name, None)
         log.info("vector_version_dropped", collection=name)
 
     def drop_expired(self) -> list[int]:
@@ -212,19 +236,21 @@ class VectorStore:
             self._io.drop_alias(self.naming.alias)
         for version in self.versions():
             self._io.drop_collection(self.naming.collection(version))
+        self._fields.clear()
 
     # --- rows --------------------------------------------------------------------------------
 
     def upsert(self, version: int, pins: Sequence[PinVector]) -> int:
         """Insert-or-replace by pin_id, in batches; replaying the same pins changes nothing."""
         name = self._existing(version)
+        content = set(CONTENT_FIELDS) <= set(self._content_fields(name))
         rows = []
         for pin in pins:
             if pin.model_version != version:
                 raise ValueError(
                     f"pin {pin.pin_id!r} is from model v{pin.model_version}, not v{version}"
                 )
-            rows.append(to_row(pin, self.dim, self.max_boards))
+            rows.append(to_row(pin, self.dim, self.max_boards, content))
         for batch in batches(rows, self.batch_size):
             self._io.upsert(name, list(batch))
         return len(rows)
@@ -242,13 +268,17 @@ class VectorStore:
     def get(
         self, pin_ids: Iterable[str], version: int | None = None, consistency: str | None = None
     ) -> list[StoredPin]:
-        """Stored rows for the ids that exist (missing ids are simply absent)."""
-        target = self._read_target(version)
+        """Stored rows for the ids that exist (missing ids are simply absent), content fields
+        included. One round trip per 1,000 ids: no existence check first — a missing version
+        is the server's own answer (`UnknownVersion`; `NoLiveVersion` through the alias)."""
+        target = self.naming.alias if version is None else self.naming.collection(version)
         level = _level(consistency)
         found: list[StoredPin] = []
-        for chunk in _chunks(list(dict.fromkeys(pin_ids)), _ID_CHUNK):
-            rows = self._io.query(target, filters.pins_in(chunk), level)
-            found.extend(from_row(row) for row in rows)
+        with self._reading(target):
+            fields = self._content_fields(target)
+            for chunk in _chunks(list(dict.fromkeys(pin_ids)), _ID_CHUNK):
+                rows = self._io.query(target, filters.pins_in(chunk), level, fields)
+                found.extend(from_row(row) for row in rows)
         return found
 
     def delete(self, pin_ids: Iterable[str], version: int) -> None:
@@ -299,7 +329,7 @@ class VectorStore:
             version = self.live_version()
             if version is None:
                 raise NoLiveVersion(f"alias {self.naming.alias!r} does not exist yet")
-        name = self._existing(version)
+        name = self.naming.collection(version)
         level = _level(consistency)
         rows = self._io.query(name, filters.pins_in([pin_id]), level)
         if not rows:
@@ -317,15 +347,15 @@ class VectorStore:
         exclude: frozenset[str],
         consistency: str | None,
     ) -> list[SearchHit]:
+        """One round trip: the hits come back with their row's boards and content fields."""
         if k < 1:
             raise ValueError("k must be at least 1")
         params = self.index.search_params(k)
-        try:
-            raw = self._io.search(target, query.tolist(), k, filter or "", params, consistency)
-        except UnknownVersion as missing:
-            if target == self.naming.alias:
-                raise NoLiveVersion(f"alias {target!r} does not exist yet") from missing
-            raise
+        with self._reading(target):
+            fields = self._content_fields(target)
+            raw = self._io.search(
+                target, query.tolist(), k, filter or "", params, consistency, fields
+            )
         return shape_hits(raw, k, exclude)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -336,12 +366,28 @@ class VectorStore:
             raise UnknownVersion(f"collection {name!r} does not exist")
         return name
 
-    def _read_target(self, version: int | None) -> str:
-        if version is not None:
-            return self._existing(version)
-        if self._io.alias_target(self.naming.alias) is None:
-            raise NoLiveVersion(f"alias {self.naming.alias!r} does not exist yet")
-        return self.naming.alias
+    @contextmanager
+    def _reading(self, target: str) -> Iterator[None]:
+        """A read through the alias before it exists is `NoLiveVersion`, not a missing
+        collection."""
+        try:
+            yield
+        except UnknownVersion as missing:
+            if target == self.naming.alias:
+                raise NoLiveVersion(f"alias {target!r} does not exist yet") from missing
+            raise
+
+    def _content_fields(self, target: str) -> tuple[str, ...]:
+        cached = self._fields.get(target)
+        now = time.monotonic()
+        if cached is not None and (
+            target != self.naming.alias or now - cached[1] < _ALIAS_FIELDS_TTL_S
+        ):
+            return cached[0]
+        have = self._io.content_fields(target)
+        fields = tuple(f for f in CONTENT_FIELDS if f in have)
+        self._fields[target] = (fields, now)
+        return fields
 
     def _retired_at(self, name: str) -> datetime | None:
         value = self._io.properties(name).get(_RETIRED_AT, "")

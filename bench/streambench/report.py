@@ -129,6 +129,7 @@ def comparison_table(summary: Mapping[str, Mapping[str, Any]]) -> str:
     rows = [
         ("highest sustained pins/s", "sustained_per_s"),
         ("  as a fraction of the raw limit", "sustained_fraction"),
+        ("every rate sustained up to pins/s", "every_rate_sustained_up_to"),
         ("equal offered load pins/s", "equal_rate"),
         ("  p50 ms at equal load", "equal_p50_ms"),
         ("  p99 ms at equal load", "equal_p99_ms"),

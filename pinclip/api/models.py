@@ -15,11 +15,19 @@ class PinHit(BaseModel):
 
     pin_id: str
     score: float = Field(description="Cosine similarity to the query, from the live model.")
-    title: str | None = Field(None, description="None while the pin's content is not known.")
+    title: str | None = Field(
+        None,
+        description="From the pin's row (cut to 1024 UTF-8 bytes; the pin page has it whole); "
+        "None while the pin's content is not known.",
+    )
     image_url: str = Field(description="The stored image, served by this API.")
-    boards: list[str] = Field(description="Boards the pin is saved to now (Neo4j).")
+    boards: list[str] = Field(
+        description="Boards recorded in the pin's row when it was embedded — the ones `board=` "
+        "and `exclude_same_board` filter on; GET /pins/{id} has its current boards."
+    )
     shared_boards: list[str] | None = Field(
-        None, description="Similar-by-id only: boards shared with the query pin."
+        None,
+        description="Similar-by-id only: `boards` shared with the query pin's recorded boards.",
     )
 
 
@@ -50,7 +58,7 @@ class PinDetail(BaseModel):
     pin_id: str
     title: str | None
     description: str | None
-    boards: list[str]
+    boards: list[str] = Field(description="Boards the pin is saved to now (Neo4j).")
     image_url: str
     created_at: datetime | None = Field(description="Event time of the pin's creation.")
     embedded_at: datetime | None = Field(

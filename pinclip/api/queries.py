@@ -5,8 +5,12 @@ its query vector (encoder of version N), its search (collection of version N) an
 `model_version` all name that same N. An alias switch in the middle of a query changes nothing
 for it: collection N stays for the grace period after a switch.
 
-Each page of hits is hydrated (title, image, current boards) by one batched Neo4j read; the
-measurement that chose Neo4j over extra Milvus fields is in docs/BENCHMARKS.md (bench/api.py).
+Hits come with their content from the search itself: the Milvus row carries the pin's title,
+image URI and boards (the snapshot written with the vector — what `board=` and
+`exclude_same_board` filter on), so a page is one Milvus round trip; the measurement that chose
+Milvus fields over a batched Neo4j read is in docs/BENCHMARKS.md (bench/api.py). Only a
+collection created before rows carried content sends hits to the graph for their titles. The
+pin page (`GET /pins/{id}`) shows the current boards, from Neo4j.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
+
+import structlog
 
 from pinclip.api.config import ApiConfig
 from pinclip.api.models import (
@@ -32,11 +38,10 @@ from pinclip.api.ports import ApiDeps
 from pinclip.api.problems import ApiProblem
 from vector_store import filters
 
+log = structlog.get_logger(__name__)
+
 T = TypeVar("T")
 UrlFor = Callable[[str], str]
-# exclude_same_board also drops hits whose boards changed after their row was written (Milvus
-# holds a snapshot): ask for this many more so the page is still full.
-EXCLUSION_HEADROOM = 2
 
 
 async def call_store(function: Callable[..., T], *args: Any) -> T:
@@ -45,25 +50,49 @@ async def call_store(function: Callable[..., T], *args: Any) -> T:
 
 
 class QueryService:
-    def __init__(self, deps: ApiDeps, config: ApiConfig, metrics: ApiMetrics) -> None:
+    def __init__(
+        self,
+        deps: ApiDeps,
+        config: ApiConfig,
+        metrics: ApiMetrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.deps = deps
         self.config = config
         self.metrics = metrics
+        self._clock = clock
         self._live: tuple[int | None, float] = (None, 0.0)
+        self._refresh: asyncio.Task[None] | None = None
 
     # --- versions and encoders -------------------------------------------------------------
 
     async def live_version(self) -> int:
-        """The version this query uses throughout (re-read at most every live_version_ttl_s)."""
+        """The version this query uses throughout. Younger than live_version_ttl_s: as known.
+        Up to twice that: as known, re-read in the background — under steady traffic no query
+        waits for the alias' round trips. Older (or a TTL of 0): read now, so the first query
+        after a quiet spell sees a swap at once."""
         cached, read_at = self._live
-        if cached is not None and time.monotonic() - read_at < self.config.live_version_ttl_s:
+        ttl = self.config.live_version_ttl_s
+        age = self._clock() - read_at
+        if cached is not None and age < 2 * ttl:
+            if age >= ttl and (self._refresh is None or self._refresh.done()):
+                self._refresh = asyncio.create_task(self._refresh_live_version())
             return cached
+        return await self._read_live_version()
+
+    async def _read_live_version(self) -> int:
         version = await call_store(self.deps.vectors.live_version)
         if version is None:
             raise ApiProblem("no-live-version", "no model version is live yet (no alias)")
-        self._live = (int(version), time.monotonic())
+        self._live = (int(version), self._clock())
         self.metrics.live_version.set(version)
         return int(version)
+
+    async def _refresh_live_version(self) -> None:
+        try:
+            await self._read_live_version()
+        except Exception as exc:  # the next query past the TTL tries again; queries go on
+            log.warning("api_live_version_refresh_failed", error=f"{type(exc).__name__}: {exc}")
 
     def forget_live_version(self) -> None:
         """After a query found its version gone (dropped after a swap): read the alias again."""
@@ -102,30 +131,36 @@ class QueryService:
             raise RuntimeError(f"a v{version} search returned hits of another version")
         return hits
 
-    # --- hydration --------------------------------------------------------------------------
+    # --- content ----------------------------------------------------------------------------
 
     async def _content(self, pin_ids: Sequence[str]) -> dict[str, tuple[Any, list[str]]]:
+        """Content and current boards from the graph (pin page, image, recent strip)."""
         if not pin_ids:
             return {}
         with self.metrics.timed(self.metrics.hydrate_seconds):
             return await call_store(self.deps.graph.pins_with_boards, list(pin_ids))
 
-    @staticmethod
-    def _hit(
-        hit: Any,
-        content: dict[str, tuple[Any, list[str]]],
-        url_for: UrlFor,
-        own_boards: list[str] | None = None,
-    ) -> PinHit:
-        node, boards = content.get(hit.pin_id, (None, []))
-        return PinHit(
-            pin_id=hit.pin_id,
-            score=round(float(hit.score), 6),
-            title=getattr(node, "title", None),
-            image_url=url_for(hit.pin_id),
-            boards=boards,
-            shared_boards=None if own_boards is None else sorted(set(boards) & set(own_boards)),
-        )
+    async def _hits(
+        self, hits: Sequence[Any], url_for: UrlFor, own_boards: list[str] | None = None
+    ) -> list[PinHit]:
+        """Hits as the API shows them, from the rows' own fields. Rows of a collection created
+        before they carried content have no title: those titles come from one graph read."""
+        missing = [h.pin_id for h in hits if h.title is None]
+        content = await self._content(missing)
+        titles = {pin_id: getattr(node, "title", None) for pin_id, (node, _) in content.items()}
+        return [
+            PinHit(
+                pin_id=hit.pin_id,
+                score=round(float(hit.score), 6),
+                title=hit.title if hit.title is not None else titles.get(hit.pin_id),
+                image_url=url_for(hit.pin_id),
+                boards=sorted(hit.board_ids),
+                shared_boards=None
+                if own_boards is None
+                else sorted(set(hit.board_ids) & set(own_boards)),
+            )
+            for hit in hits
+        ]
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -140,11 +175,10 @@ class QueryService:
             rows = await call_store(self.deps.vectors.get, [pin_id], version, "Strong")
         if not rows:
             raise ApiProblem("pin-not-found", f"pin {pin_id!r} is not in v{version}")
+        # Boards on both sides are the rows' snapshots: the filter, `boards` and `shared_boards`
+        # all agree, and the answer is two Milvus round trips (this row, then the search).
         own = rows[0]
         own_boards = sorted(own.board_ids)
-        if exclude_same_board:  # the current boards, not only the row's snapshot
-            current = await self._content([pin_id])
-            own_boards = sorted(set(own_boards) | set(current.get(pin_id, (None, []))[1]))
         expression = filters.all_of(
             filters.pins_not_in([pin_id]),
             filters.on_any_board([board]) if board is not None else None,
@@ -152,13 +186,9 @@ class QueryService:
             if exclude_same_board and own_boards
             else None,
         )
-        fetch = k * EXCLUSION_HEADROOM if exclude_same_board else k
-        hits = await self._search("similar", own.pin, fetch, expression, version, level)
-        content = await self._content([pin_id, *(h.pin_id for h in hits)])
-        if not exclude_same_board:
-            own_boards = sorted(set(own_boards) | set(content.get(pin_id, (None, []))[1]))
-        results = [self._hit(h, content, url_for, own_boards) for h in hits]
-        if exclude_same_board:
+        hits = await self._search("similar", own.pin, k, expression, version, level)
+        results = await self._hits(hits, url_for, own_boards)
+        if exclude_same_board:  # the server filtered on the same snapshot: a guard, no more
             results = [r for r in results if not r.shared_boards]
         return SimilarAnswer(
             pin_id=pin_id,
@@ -178,8 +208,7 @@ class QueryService:
         vector = await self._embed(kind, version, payload)
         expression = filters.on_any_board([board]) if board is not None else None
         hits = await self._search(kind, vector, k, expression, version, level)
-        content = await self._content([h.pin_id for h in hits])
-        return version, level, [self._hit(h, content, url_for) for h in hits]
+        return version, level, await self._hits(hits, url_for)
 
     async def by_text(self, text: str, k: int, board: str | None, url_for: UrlFor) -> TextAnswer:
         version, level, results = await self._by_query("text", text, k, board, url_for)

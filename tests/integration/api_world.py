@@ -69,6 +69,7 @@ class World:
     image_paths: dict[str, Path]
     content_dir: Path
     embeddings: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    milvus_uri: str = ""
 
     def by_id(self, pin_id: str) -> PinSpec:
         return next(p for p in self.pins if p.pin_id == pin_id)
@@ -194,6 +195,7 @@ def build_world(
     graph.add_saves([Save(p.pin_id, b, f"{prefix}user", now) for p in pins for b in p.boards])
     vectors = VectorStore(milvus_uri, alias=f"{tag}_pins", dim=dim, prefix=f"{tag}_v")
     world = World(tag, prefix, registry, pins, vectors, graph, paths, content.resolve())
+    world.milvus_uri = milvus_uri
     for version in (1, 2):
         world.embeddings[version] = asyncio.run(_embed_all(registry, version, pins))
         vectors.ensure_version(version)
@@ -206,6 +208,8 @@ def build_world(
                     version,
                     now,
                     p.boards,
+                    title=p.title,
+                    image_uri=paths[p.pin_id].resolve().as_uri(),
                 )
                 for p in pins
             ],
@@ -222,3 +226,27 @@ def destroy_world(world: World) -> None:
         world.vectors.close()
         world.graph.delete_by_prefix(world.prefix)
         world.graph.close()
+
+
+def create_legacy_collection(milvus_uri: str, name: str, dim: int) -> None:
+    """A collection as the first release created them: no `title` / `image_uri` fields, the
+    same index and metric."""
+    from pymilvus import MilvusClient
+
+    from vector_store.milvus_io import pin_schema
+
+    client = MilvusClient(uri=milvus_uri)
+    try:
+        index = MilvusClient.prepare_index_params()
+        index.add_index(
+            "pin", index_type="HNSW", metric_type="IP", params={"M": 16, "efConstruction": 200}
+        )
+        client.create_collection(
+            name,
+            schema=pin_schema(dim, 256, content=False),
+            index_params=index,
+            consistency_level="Strong",
+            properties={"pinclip.live_since": "", "pinclip.retired_at": ""},
+        )
+    finally:
+        client.close()

@@ -93,13 +93,11 @@ async def test_the_worker_and_the_backfill_write_the_same_row_for_a_pin(
     node_w, row_w, boards_w = by_worker
     node_b, row_b, boards_b = by_backfill
     assert node_b == node_w and not node_w.pending
+    assert node_w.embedded_at is not None  # the stream's first write, kept by the backfill
     assert boards_b == boards_w == sorted([f"{prefix}b-early", f"{prefix}b1"])
-    assert (row_b.pin_id, row_b.model_version, row_b.created_at, row_b.is_ad) == (
-        row_w.pin_id,
-        row_w.model_version,
-        row_w.created_at,
-        row_w.is_ad,
-    )
+    fields = ("pin_id", "model_version", "created_at", "is_ad", "title", "image_uri")
+    assert [getattr(row_b, f) for f in fields] == [getattr(row_w, f) for f in fields]
+    assert (row_w.title, row_w.image_uri) == ("Red bike", node_w.image_uri)  # the pin's content
     assert tuple(row_b.board_ids) == tuple(row_w.board_ids) == tuple(boards_w)
     assert np.allclose(np.asarray(row_b.pin), np.asarray(row_w.pin), atol=1e-5)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -97,6 +98,36 @@ def test_upsert_replay_is_idempotent_and_replaces_rows(store: VectorStore) -> No
     assert stored.board_ids == ("board_new",)
     expected = np.asarray(pins[3].pin) / np.linalg.norm(pins[3].pin)
     assert np.allclose(stored.pin, expected, atol=1e-6)
+
+
+def test_rows_carry_the_pins_content_to_every_hit_cut_not_refused(store: VectorStore) -> None:
+    """Title and image URI come back with each hit and each get (one round trip); a title over
+    the cap is cut at a character boundary — the same on both backends (the server counts
+    bytes, lite characters) — and an over-long URI is left out rather than cut."""
+    from vector_store.records import MAX_IMAGE_URI_BYTES, MAX_TITLE_BYTES
+
+    store.ensure_version(1)
+    pins = make_pins(6, version=1)
+    long_title = "ü" * MAX_TITLE_BYTES  # twice the cap in UTF-8 bytes
+    contents = [
+        ("Vélo rouge 😀", "file:///content/ab/abc"),
+        (long_title, "https://img.example/" + "a" * MAX_IMAGE_URI_BYTES),
+        ("", ""),
+    ]
+    rows = [
+        replace(pin, title=title, image_uri=uri)
+        for pin, (title, uri) in zip(pins, contents * 2, strict=True)
+    ]
+    store.upsert(1, rows)
+    hits = {h.pin_id: h for h in store.search(pins[0].pin, k=6, version=1)}
+    stored = {p.pin_id: p for p in store.get([p.pin_id for p in pins], version=1)}
+    for row in rows:
+        for got in (hits[row.pin_id], stored[row.pin_id]):
+            if row.title is long_title:
+                assert got.title == "ü" * (MAX_TITLE_BYTES // 2) and got.image_uri == ""
+            else:
+                assert (got.title, got.image_uri) == (row.title, row.image_uri)
+        assert hits[row.pin_id].board_ids == row.board_ids
 
 
 def test_upsert_refuses_rows_of_another_model_version(store: VectorStore) -> None:

@@ -113,6 +113,7 @@ class MemoryVectors:
     def __init__(self, failures: int = 0) -> None:
         self.rows: dict[int, dict[str, Any]] = {}
         self.alias: int | None = None
+        self.marks: dict[int, set[str]] = {}
         self.faults = Faults()
         self.faults.queue("upsert", *(ConnectionError("milvus down") for _ in range(failures)))
 
@@ -136,6 +137,10 @@ class MemoryVectors:
         for pin in pins:
             self.rows[version][pin.pin_id] = pin
         return len(pins)
+
+    def mark_writer(self, version: int, writer: str) -> None:
+        self.faults.check("mark_writer", version)
+        self.marks.setdefault(version, set()).add(writer)
 
     def close(self) -> None:
         pass

@@ -15,7 +15,7 @@ import pytest
 
 from pinclip.errors import UserError
 from pinclip.registry import ModelRegistry, weights_sha256
-from pinclip.retrain import retrain_template, wait_for_candidate
+from pinclip.retrain import retrain_template
 from trainer.config import TrainConfig
 
 
@@ -125,13 +125,21 @@ def test_retrain_starts_from_the_live_models_training_configuration(
     assert cfg.model == "small" and "--model" in origin
 
 
-def test_waiting_for_a_worker_ends_once_the_candidate_collection_exists(tmp_path: Path) -> None:
-    from vector_store import VectorStore
+def test_workers_mark_the_versions_they_write_and_marks_never_overwrite(tmp_path: Path) -> None:
+    """What a backfill reads (streams.writers): one collection property per worker."""
+    from vector_store import UnknownVersion, VectorStore
 
     store = VectorStore(str(tmp_path / "milvus.db"), dim=8)
     try:
-        assert wait_for_candidate(store, 2, timeout_s=0.0) is False
-        store.ensure_version(2)  # what a worker does when it loads candidate v2
-        assert wait_for_candidate(store, 2, timeout_s=0.0) is True
+        store.ensure_version(2)  # what a worker does while it prepares candidate v2
+        assert store.writers(2) == set()
+        store.mark_writer(2, "pinclip-a-1-x")  # ... and only after it committed it
+        store.mark_writer(2, "pinclip-b-2-y")
+        store.mark_writer(2, "pinclip-a-1-x")  # again (a replayed update): still one mark
+        assert store.writers(2) == {"pinclip-a-1-x", "pinclip-b-2-y"}
+        store.switch_alias(2)  # the lifecycle's own properties live beside the marks
+        assert store.writers(2) == {"pinclip-a-1-x", "pinclip-b-2-y"}
+        with pytest.raises(UnknownVersion):
+            store.mark_writer(3, "pinclip-a-1-x")
     finally:
         store.close()

@@ -52,9 +52,11 @@ def test_unknown_extras_are_refused() -> None:
 
 def test_dockerfile_installs_dependencies_before_copying_sources() -> None:
     text = (ROOT / "compose" / "Dockerfile").read_text()
+    sources = text.split("AS sources\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "COPY pinclip" in sources and "RUN" not in sources
     for target in ("serving", "trainer"):
         stage = text.split(f"AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
-        assert "COPY pinclip" in stage and "pip install --no-deps" in stage
+        assert "COPY --from=sources /app /app" in stage and "pip install --no-deps" in stage
         assert "requirements" not in stage, f"{target}: dependencies belong to the deps stages"
     assert "USER pinclip" in text
     assert "ARG BASE_IMAGE" in text and "ARG EXTRAS" in text

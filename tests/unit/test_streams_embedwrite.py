@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,12 +80,19 @@ def test_a_pin_record_gives_the_node_the_first_save_and_the_row() -> None:
         is_ad=True,
     )
     record = PinRecord.from_new_pin(event, "file:///stored.png")
-    assert record.node() == PinNode("p", "T", "D", "file:///stored.png", NOW, "u", True)
+    written = NOW + timedelta(seconds=1)
+    assert record.node(written) == PinNode(
+        "p", "T", "D", "file:///stored.png", NOW, "u", True, embedded_at=written
+    )
     assert record.first_save() == Save("p", "b", "u", NOW)
     row = record.vector_row(3, np.ones(4, np.float32), ["a", "b"])
     assert (row.pin_id, row.model_version, row.board_ids, row.is_ad) == ("p", 3, ("a", "b"), True)
-    stored = PinRecord.from_node(record.node(), default_created_at=datetime.now(UTC))
-    assert stored.node() == record.node() and stored.first_save() is None
+    assert (row.title, row.image_uri) == ("T", "file:///stored.png")
+    # Re-embedding a stored pin writes the same content and leaves embedded_at as it was.
+    stored = PinRecord.from_node(record.node(written), default_created_at=datetime.now(UTC))
+    assert stored.node(written) == record.node() and stored.first_save() is None
+    again = stored.vector_row(3, np.ones(4, np.float32), ["a", "b"])
+    assert replace(again, pin=()) == replace(row, pin=())
 
 
 def test_requests_are_cut_by_bytes_and_keep_every_row_in_order() -> None:

@@ -76,7 +76,10 @@ async def test_candidate_means_dual_writes_and_promotion_ends_them(tmp_path: Pat
     def update(stage: str) -> SourceRecord:
         return SourceRecord("u.model", 0, 0, model_update_for(reg, 2, stage).to_json_bytes())
 
+    assert vectors.marks == {}  # nothing to tell a backfill before a candidate
     await worker.handle_model_update(update("candidate"))
+    # Committed, then marked: the versions this worker now writes every new pin into.
+    assert vectors.marks == {1: {worker.writer_id}, 2: {worker.writer_id}}
     both = await worker.handle_new_pins([pin_record(0, "a", image_uri=image_file.as_uri())])
     assert both.embedded[0].model_versions == [1, 2]
     assert "a" in vectors.rows[1] and "a" in vectors.rows[2]
@@ -84,6 +87,7 @@ async def test_candidate_means_dual_writes_and_promotion_ends_them(tmp_path: Pat
     assert not np.allclose(vectors.rows[1]["a"].pin, vectors.rows[2]["a"].pin)
 
     await worker.handle_model_update(update("promoted"))
+    assert vectors.marks == {1: {worker.writer_id}, 2: {worker.writer_id}}  # once per version
     after = await worker.handle_new_pins([pin_record(1, "b", image_uri=image_file.as_uri())])
     assert after.embedded[0].model_versions == [2]
     assert "b" in vectors.rows[2] and "b" not in vectors.rows[1]
@@ -153,4 +157,17 @@ async def test_hostile_image_uris_are_dead_lettered_alone_and_never_contacted(
     }
     assert all(str(server.port) not in d.detail for d in outcome.dead)
     assert server.requests == []
+    await worker.close()
+
+
+async def test_a_refused_mark_is_logged_and_the_update_still_applies(tmp_path: Path) -> None:
+    """The mark only lets a backfill start: a store that refuses it must not dead-letter the
+    model update (it was applied); the backfill then waits for this worker and names it."""
+    vectors, graph = MemoryVectors(), MemoryGraph()
+    worker = await make_worker(tmp_path, vectors, graph)
+    vectors.faults.queue("mark_writer", ConnectionError("blip"), ValueError("refused"))
+    update = model_update_for(worker.config.registry_url, 2, "candidate")
+    outcome = await worker.handle_model_update(SourceRecord("u", 0, 0, update.to_json_bytes()))
+    assert outcome.dead == [] and worker.models.targets() == (1, 2)
+    assert vectors.marks == {2: {worker.writer_id}}  # v1: retried then refused; v2 marked
     await worker.close()

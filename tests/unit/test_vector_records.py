@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from vector_store.records import (
+    MAX_IMAGE_URI_BYTES,
+    MAX_TITLE_BYTES,
     PinVector,
     batches,
     epoch_ms,
@@ -79,16 +81,45 @@ def test_pin_ids_outside_the_varchar_limit_are_refused(pin_id: str) -> None:
         to_row(pin(pin_id=pin_id), dim=3, max_boards=8)
 
 
+def v(version: int, **fields: object) -> dict[str, object]:
+    return {"model_version": version, **fields}
+
+
 def test_shape_hits_sorts_dedups_excludes_and_truncates() -> None:
-    raw = [("a", 0.2, 1), ("self", 0.99, 1), ("b", 0.9, 1), ("a", 0.5, 1), ("c", 0.7, 1)]
-    hits = shape_hits(raw, k=2, exclude=frozenset({"self"}))
+    raw = [("a", 0.2, v(1)), ("self", 0.99, v(1)), ("b", 0.9, v(1)), ("a", 0.5, v(1))]
+    hits = shape_hits([*raw, ("c", 0.7, v(1))], k=2, exclude=frozenset({"self"}))
     assert [(h.pin_id, h.score) for h in hits] == [("b", 0.9), ("c", 0.7)]
     assert all(h.model_version == 1 for h in hits)
 
 
 def test_shape_hits_keeps_best_score_of_a_duplicate() -> None:
-    hits = shape_hits([("a", 0.2, 3), ("a", 0.5, 3)], k=5)
+    hits = shape_hits([("a", 0.2, v(3)), ("a", 0.5, v(3))], k=5)
     assert [(h.pin_id, h.score, h.model_version) for h in hits] == [("a", 0.5, 3)]
+
+
+def test_hits_carry_the_rows_content_and_none_where_the_collection_has_none() -> None:
+    new = v(2, board_ids=["b1"], title="Red bike", image_uri="file:///x.png")
+    [hit] = shape_hits([("a", 0.5, new)], k=1)
+    assert (hit.board_ids, hit.title, hit.image_uri) == (("b1",), "Red bike", "file:///x.png")
+    [old] = shape_hits([("a", 0.5, v(1, board_ids=["b1"]))], k=1)  # created before content
+    assert (old.board_ids, old.title, old.image_uri) == (("b1",), None, None)
+
+
+def test_titles_are_cut_at_a_character_boundary_and_long_uris_left_out() -> None:
+    title = "é" * (MAX_TITLE_BYTES // 2) + "x"  # one byte over the cap in UTF-8
+    uri = "https://h/" + "a" * MAX_IMAGE_URI_BYTES
+    row = to_row(pin(title=title, image_uri=uri), dim=3, max_boards=8)
+    assert row["title"] == "é" * (MAX_TITLE_BYTES // 2)
+    assert len(row["title"].encode()) <= MAX_TITLE_BYTES and row["image_uri"] == ""
+    odd = "x" + "é" * MAX_TITLE_BYTES  # the cut falls inside a character: it is dropped whole
+    assert to_row(pin(title=odd), dim=3, max_boards=8)["title"] == "x" + "é" * (
+        (MAX_TITLE_BYTES - 1) // 2
+    )
+    fits = to_row(pin(title="T", image_uri="file:///a.png"), dim=3, max_boards=8)
+    assert (fits["title"], fits["image_uri"]) == ("T", "file:///a.png")
+    assert from_row(fits).title == "T" and from_row(fits).image_uri == "file:///a.png"
+    bare = to_row(pin(title="T"), dim=3, max_boards=8, content=False)  # an older collection
+    assert "title" not in bare and from_row(bare).title is None
 
 
 def test_batches_cover_every_row_once() -> None:
