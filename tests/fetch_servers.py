@@ -112,6 +112,9 @@ def _missing(h: BaseHTTPRequestHandler, q: dict[str, list[str]]) -> None:
 
 def _redirect(h: BaseHTTPRequestHandler, q: dict[str, list[str]]) -> None:
     time.sleep(float(q.get("s", ["0"])[0]))
+    if "to" not in q:  # a test's own mistake: say so instead of dropping the connection
+        _send(h, 400, b"redirect needs ?to=")
+        return
     _send(h, 302, Location=q["to"][0])
 
 

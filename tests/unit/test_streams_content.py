@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import trustme
@@ -103,10 +104,10 @@ async def test_redirects_are_rechecked_on_every_hop(image_server: Servers) -> No
     ]  # fmt: skip
     async with ContentFetcher(policy) as fetcher:
         for target in targets:
-            hop = public.url(f"/redirect?to={target}")
+            hop = public.url(f"/redirect?to={quote(target, safe='')}")
             assert await outcome(fetcher, hop) in ("forbidden", "unsupported_uri"), target
         # a chain of allowed hops is followed, and counted
-        chain = public.url(f"/redirect?to={public.url('/ok')}")
+        chain = public.url(f"/redirect?to={quote(public.url('/ok'), safe='')}")
         assert await outcome(fetcher, chain) == BODY
         before = len(public.requests)
         assert await outcome(fetcher, public.url("/loop")) == "unreachable"
@@ -243,14 +244,16 @@ async def test_one_deadline_covers_dns_redirects_and_body(image_server: Servers)
         return [ipaddress.ip_address("127.0.0.1")]
 
     policy = FetchPolicy(allow_networks=("127.0.0.1/32",), deadline_s=0.6)
-    # three hops of 0.3 s each: every hop is within the deadline, the chain is not
+    # three hops of 0.3 s each: every hop is within the deadline, the chain is not (each target
+    # is quoted, or the outer query would swallow the inner hop's parameters)
     hop3 = server.url("/redirect?s=0.3&to=/ok")
-    hop2 = server.url(f"/redirect?s=0.3&to={hop3}")
+    hop2 = server.url(f"/redirect?s=0.3&to={quote(hop3, safe='')}")
     started = time.monotonic()
     async with ContentFetcher(policy, resolver=slow_dns) as fetcher:
         assert await outcome(fetcher, "http://slow-dns.test/ok") == "timeout"
     async with ContentFetcher(policy) as fetcher:
-        assert await outcome(fetcher, server.url(f"/redirect?s=0.3&to={hop2}")) == "timeout"
+        hop1 = server.url(f"/redirect?s=0.3&to={quote(hop2, safe='')}")
+        assert await outcome(fetcher, hop1) == "timeout"
     assert time.monotonic() - started < 5  # both gave up at their deadline, not at the end
 
 
