@@ -41,6 +41,13 @@ KNOWN_NOISE: tuple[Noise, ...] = (
         "cannot decode; a backfill reads only their client ids (streams.writers)",
     ),
     Noise(
+        "kafka.net.selector",
+        r"ran for .* threshold\)\. It is blocking the event loop",
+        "kafka-python's own network loop timing one of its steps (0.1 s threshold): on a busy "
+        "host a step takes longer; nothing is lost or retried, the consumer lag metric shows "
+        "a real slowdown",
+    ),
+    Noise(
         "grpc._server",
         r"Method not implemented",
         "milvus-lite's embedded gRPC server lacks some RPCs pymilvus probes (AllocTimestamp); "

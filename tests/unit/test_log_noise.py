@@ -43,6 +43,18 @@ def test_the_coordinator_startup_error_is_dropped_at_info(captured: Capture) -> 
     assert captured.records == []
 
 
+def test_kafka_pythons_slow_step_warning_is_dropped_at_info(captured: Capture) -> None:
+    # the exact format kafka-python 2.x's NetworkSelector uses
+    logging.getLogger("kafka.net.selector").warning(
+        "Task %r ran for %.3fs (>%.3fs threshold). It is blocking the event loop -- likely a "
+        "tight sync loop inside a coroutine. Other pollers will time out.",
+        "<kafka.net.selector.Task object>",
+        0.101,
+        0.1,
+    )
+    assert captured.records == []
+
+
 def test_a_demoted_record_is_kept_as_debug_when_debug_is_on(captured: Capture) -> None:
     logger = logging.getLogger("grpc._server")
     logger.setLevel(logging.DEBUG)
