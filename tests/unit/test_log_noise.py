@@ -22,7 +22,7 @@ class Capture(logging.Handler):
 @pytest.fixture
 def captured() -> Iterator[Capture]:
     handler = Capture()
-    names = {entry.logger for entry in KNOWN_NOISE} | {"test.noise.other"}
+    names = {entry.logger for entry in KNOWN_NOISE} | {"test.noise.other", "kafka.net.selector"}
     loggers = [logging.getLogger(name) for name in names]
     saved = [(lg.level, list(lg.filters)) for lg in loggers]
     for lg in loggers:
