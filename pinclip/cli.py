@@ -58,7 +58,10 @@ def _register() -> None:
     register_stream(app)  # produce, worker, api
     from pinclip.commands_train import register as register_train
 
-    register_train(app)  # generate-data, export-data, train, eval, publish, backfill, retrain
+    register_train(app)  # generate-data, export-data, train, eval
+    from pinclip.commands_models import register as register_models
+
+    register_models(app)  # publish, backfill, retrain
     from pinclip.commands_compose import register as register_compose
 
     register_compose(app)  # bootstrap, wait-graph, stream-sample (compose/dev.yml)

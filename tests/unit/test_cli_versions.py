@@ -84,7 +84,7 @@ def test_publishing_a_run_twice_is_refused_and_the_config_is_kept(
 def test_a_taken_version_number_and_a_missing_model_are_refused(
     tmp_path: Path, registry_1_2: Path, trained_run: Path
 ) -> None:
-    from pinclip.commands_train import _register_run
+    from pinclip.commands_models import _register_run
 
     registry = ModelRegistry(str(registry_1_2))
     with pytest.raises(UserError, match="already has v1; leave out --version to register as v3"):
