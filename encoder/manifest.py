@@ -72,11 +72,8 @@ class Manifest:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    with path.open("rb") as handle:  # stdlib streaming digest: constant memory for any size
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def hash_directory(

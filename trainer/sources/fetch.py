@@ -46,11 +46,8 @@ class NpmPackage:
 
 
 def sri_sha512(path: Path) -> str:
-    digest = hashlib.sha512()
     with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha512-" + base64.b64encode(digest.digest()).decode()
+        return "sha512-" + base64.b64encode(hashlib.file_digest(handle, "sha512").digest()).decode()
 
 
 def fetch_package(
