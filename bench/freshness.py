@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import uuid
@@ -124,6 +125,13 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="freshness-"))
+    try:  # the exported model, images and worker state are ~300 MB a run: never leave them
+        measure_all(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def measure_all(args: argparse.Namespace, tmp: Path) -> None:
     tag = "fresh" + uuid.uuid4().hex[:6]
     print(f"exporting {args.config} model …", flush=True)
     dim = export(args.config, tmp / "registry")
