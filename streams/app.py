@@ -35,12 +35,13 @@ import logging
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import mode
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import IllegalStateError
 
 from streams import metrics, stages
 from streams.config import WorkerConfig
@@ -214,21 +215,20 @@ def create_app(
         record = SourceRecord(message.topic, message.partition, message.offset, message.value)
         await publish(await worker.handle_model_update(record))
 
-    lags: dict[tuple[str, int], int] = {}  # latest lag per input partition
+    lags: dict[tuple[str, int], int] = {}  # latest lag per input partition held now
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:
         stages.label_threads()  # per-thread CPU readable from outside, by role
         consumer = app.consumer
-        for tp in consumer.assignment():
-            if tp.topic not in (topics.created, topics.repinned):
-                continue
-            next_offset = processed.get((tp.topic, tp.partition))
-            if next_offset is None:
-                next_offset = await consumer.position(tp)
-            lag = consumer_lag(consumer.highwater(tp), next_offset)
-            lags[(tp.topic, tp.partition)] = lag
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(lag)
+        inputs = [
+            tp for tp in consumer.assignment() if tp.topic in (topics.created, topics.repinned)
+        ]
+        current = await partition_lags(consumer, inputs, processed)
+        lags.clear()  # a partition revoked by a rebalance is another worker's lag now
+        lags.update(current)
+        for (topic, partition), lag in current.items():
+            metrics.CONSUMER_LAG.labels(topic, str(partition)).set(lag)
 
     if config.progress_interval_s > 0:
         last: list[Snapshot] = []
@@ -322,3 +322,31 @@ def configure_json_logs(level: str) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
     )
+
+
+class OffsetReader(Protocol):
+    """What lag needs of a consumer: Faust's and aiokafka's both have it."""
+
+    async def position(self, tp: Any) -> int | None: ...
+
+    def highwater(self, tp: Any) -> int | None: ...
+
+
+async def partition_lags(
+    consumer: OffsetReader, partitions: Iterable[Any], processed: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """Lag of each partition in `partitions` that the consumer still holds. A rebalance can
+    revoke one between the listing and the reads (the consumer runs in its own thread); the
+    client then raises — IllegalStateError from `position`, an assertion from `highwater` — and
+    that partition is skipped: lag is a report, and a timer's exception would crash the app."""
+    lags: dict[tuple[str, int], int] = {}
+    for tp in partitions:
+        try:
+            next_offset = processed.get((tp.topic, tp.partition))
+            if next_offset is None:
+                next_offset = await consumer.position(tp)
+            highwater = consumer.highwater(tp)
+        except (IllegalStateError, AssertionError):
+            continue
+        lags[(tp.topic, tp.partition)] = consumer_lag(highwater, next_offset)
+    return lags

@@ -42,7 +42,8 @@ HIT_FIELDS = ("model_version", "board_ids")  # + CONTENT_FIELDS where the collec
 _NOT_LOADED_CODE = 101
 LITE_LOCK_FILE = "LOCK"  # milvus_lite.db.LOCK_FILENAME (3.2.2): flock-ed while a process has it
 _MISSING_PHRASES = ("not exist", "not found", "can't find collection", "doesn't exist")
-_MISSING_FIELD = re.compile(r"\bfield \S+ not (?:exist|found)")  # not a missing collection
+# "not found" that is not about the collection: a field, or an index not built yet
+_MISSING_FIELD = re.compile(r"\bfield \S+ not (?:exist|found)|\bindex not found")
 
 
 def backend_of(uri: str) -> str:
@@ -173,13 +174,7 @@ class MilvusIO:
         if self.has_collection(name):
             return False
         schema = pin_schema(dim, max_boards)
-        index_params = MilvusClient.prepare_index_params()
-        index_params.add_index(
-            field_name="pin",
-            index_type=index.kind,
-            metric_type=METRIC,
-            params=index.build_params(),
-        )
+        index_params = _index_params(index)
         try:
             self._call(
                 "create_collection",
@@ -197,6 +192,21 @@ class MilvusIO:
                 return False
             raise
         return True
+
+    def ensure_index(self, name: str, index: IndexConfig) -> None:
+        """Build the vector index if the collection has none: another writer may have created
+        the collection and not yet its index (create, index and load are three server calls),
+        or died between them; loading before it exists fails. The same parameters, so a second
+        build of it is a no-op on the server."""
+        have = self._call("list_indexes", lambda: self._client.list_indexes(name), name)
+        if not have:
+            self._call(
+                "create_index",
+                lambda: self._client.create_index(
+                    name, _index_params(index), timeout=self._slow_timeout
+                ),
+                name,
+            )
 
     def content_fields(self, name: str) -> frozenset[str]:
         """Which of `CONTENT_FIELDS` the collection (or the alias's collection) has: none in
@@ -390,3 +400,11 @@ class MilvusIO:
         )
         hits = results[0] if results else []
         return [(str(hit.id), float(hit.distance), dict(hit.get("entity", {}))) for hit in hits]
+
+
+def _index_params(index: IndexConfig) -> Any:
+    params = MilvusClient.prepare_index_params()
+    params.add_index(
+        field_name="pin", index_type=index.kind, metric_type=METRIC, params=index.build_params()
+    )
+    return params

@@ -123,6 +123,8 @@ class VectorStore:
         created = self._io.create_collection_if_absent(
             name, self.dim, self.max_boards, self.index, {_LIVE_SINCE: "", _RETIRED_AT: ""}
         )
+        if not created:  # someone else's: its index may still be on the way
+            self._io.ensure_index(name, self.index)
         self._io.load(name)
         if created:
             self._fields[name] = (CONTENT_FIELDS, time.monotonic())

@@ -27,6 +27,7 @@ from vector_store import (
     VectorStoreUnavailable,
     filters,
 )
+from vector_store.milvus_io import pin_schema
 
 pytestmark = pytest.mark.integration
 
@@ -303,6 +304,23 @@ def test_released_collection_is_loaded_again_on_read(store: VectorStore, milvus_
         other.close()
     assert len(store.search(np.ones(DIM), k=3, version=1)) == 3
     assert store.count(1) == 6
+
+
+def test_a_collection_another_writer_left_without_its_index_is_indexed_and_loaded(
+    store: VectorStore, milvus_uri: str
+) -> None:
+    """The worker and the backfill both ensure a candidate version; one creates the collection,
+    the other may load it before its index exists (seen in CI: `index not found`, which was
+    once misread as a missing collection)."""
+    name = store.naming.collection(1)
+    other = MilvusClient(milvus_uri)
+    try:
+        other.create_collection(name, schema=pin_schema(DIM, 8))  # created, no index, not loaded
+    finally:
+        other.close()
+    assert store.ensure_version(1) == name
+    store.upsert(1, make_pins(6, version=1))
+    assert len(store.search(np.ones(DIM), k=3, version=1)) == 3
 
 
 def test_unreachable_server_raises_a_retryable_error() -> None:
