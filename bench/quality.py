@@ -160,15 +160,10 @@ def print_table(name: str, rows: dict[str, list[dict[str, Any]]], report_only: b
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--datasets", nargs="+", default=[*DEV, *REPORT_ONLY])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = common_parser(__doc__)
     parser.add_argument("--model", default="minilm", help="trainer preset")
     parser.add_argument("--steps", type=int, default=None, help="default: the preset's")
     parser.add_argument("--threads", type=int, default=0, help="0: the cores not busy now")
-    parser.add_argument("--datasets-dir", type=Path, default=None)
-    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
 
     from pinclip.logging import configure_logging
@@ -180,22 +175,32 @@ def main() -> None:
         print_table(name, rows, name in REPORT_ONLY)
     wall = time.perf_counter() - started
     print(f"\nwall {wall:.0f} s (cached runs cost nothing); load average {os.getloadavg()}")
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"quality-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    payload = {
-        "command": " ".join(["python", *sys.argv]),
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "load_average": os.getloadavg(),
-        },
-        "datasets": {
-            name: {"rows": rows, "verdicts": verdicts(rows), "report_only": name in REPORT_ONLY}
-            for name, rows in results.items()
-        },
-        "wall_s": wall,
+    datasets = {
+        name: {"rows": rows, "verdicts": verdicts(rows), "report_only": name in REPORT_ONLY}
+        for name, rows in results.items()
     }
-    path.write_text(json.dumps(payload, indent=1, default=float))
+    write_results(args.out, "quality", {"datasets": datasets, "wall_s": wall})
+
+
+def common_parser(doc: str | None) -> argparse.ArgumentParser:
+    """The options every quality benchmark shares (this one and bench/quality_probe.py)."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=[*DEV, *REPORT_ONLY])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--datasets-dir", type=Path, default=None)
+    parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench-quality")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    return parser
+
+
+def write_results(out: Path, prefix: str, payload: dict[str, Any]) -> None:
+    """bench/results/<prefix>-<UTC time>.json with the command and the machine beside it."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{prefix}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
+    machine = {"platform": platform.platform(), "cpus": os.cpu_count(),
+               "load_average": os.getloadavg()}  # fmt: skip
+    record = {"command": " ".join(["python", *sys.argv]), "machine": machine, **payload}
+    path.write_text(json.dumps(record, indent=1, default=float))
     print(f"wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
