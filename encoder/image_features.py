@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from encoder.bank_tower import BankTower
 from encoder.config import VisionConfig
 
 COLOUR_BINS = 6
@@ -168,7 +169,7 @@ class PatchDictionary(nn.Module):
         self.centroids.copy_(F.normalize(centroids, dim=1))
 
 
-class FeatureBankTower(nn.Module):
+class FeatureBankTower(BankTower):
     """Fixed banks → PCA whitening (fitted) → trained projection; one output token.
 
     `forward(pixel_values)` returns `last_hidden_state` [B, 1, width] like a transformers
@@ -215,9 +216,6 @@ class FeatureBankTower(nn.Module):
 
     def tokens(self, bank: Tensor) -> SimpleNamespace:
         return SimpleNamespace(last_hidden_state=self.project(bank).unsqueeze(1))
-
-    def forward(self, pixel_values: Tensor) -> SimpleNamespace:
-        return self.tokens(self.bank(pixel_values))
 
     @torch.no_grad()
     def fit(self, pixel_values: Tensor, seed: int = 0) -> None:

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_model, save_model
 from torch import Tensor, nn
 
+from encoder.bank_tower import BankTower
 from encoder.config import PinClipConfig
 from encoder.fusion import HybridFusion
 from encoder.heads import PinHead, ResidualHead
-from encoder.image_features import FeatureBankTower
 from encoder.preprocess import ImagePreprocessor, TextPreprocessor
 from encoder.tokenizer import tokenizer_json_for
 from encoder.towers import build_text_tower, build_vision_tower, save_tower_config, tower_width
@@ -92,9 +92,9 @@ class PinClipModel(nn.Module):
         return out.last_hidden_state
 
     def image_tokens_from(self, images: Tensor) -> Tensor:
-        """Image tokens from pixels [B,3,S,S], or from a feature-bank tower's cached bank
-        output [B,D] (training: the fixed part ran once per dataset)."""
-        if images.dim() == 2 and isinstance(self.vision, FeatureBankTower):
+        """Image tokens from pixels [B,3,S,S], or from a bank tower's cached fixed part [B,D]
+        (training: the feature banks or the frozen stem ran once per dataset)."""
+        if images.dim() == 2 and isinstance(self.vision, BankTower):
             return self.vision.tokens(images).last_hidden_state  # type: ignore[no-any-return]
         return self.image_tokens(images)
 

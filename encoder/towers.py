@@ -24,8 +24,10 @@ from transformers import (
     ViTModel,
 )
 
+from encoder.bank_tower import BankTower
 from encoder.config import TextConfig, VisionConfig
 from encoder.image_features import FeatureBankTower
+from encoder.stem_vit import PretrainedStemTower
 from encoder.tokenizer import resolve_text_checkpoint
 
 # Eager attention exports to ONNX everywhere and is as fast as SDPA at these sizes on CPU.
@@ -116,11 +118,15 @@ def _as_token_tower(model: nn.Module) -> nn.Module:
 
 def build_vision_tower(cfg: VisionConfig, saved_config: Path | None = None) -> nn.Module:
     """A ViT from our numbers, a local HF checkpoint, or (loading) an architecture-only config;
-    or the feature-bank tower (`kind="features"`), whose architecture is all in `cfg`."""
+    or a tower whose architecture is all in `cfg`: the feature-bank tower (`kind="features"`)
+    or the hybrid ViT on a pretrained stem (`kind="stem"`; its ImageNet weights are loaded when
+    building for training, not when loading a saved model, whose own weights follow)."""
     if cfg.kind == "features" and not cfg.pretrained_path:
         return FeatureBankTower(cfg)
+    if cfg.kind == "stem" and not cfg.pretrained_path:
+        return PretrainedStemTower(cfg, load_weights=saved_config is None)
     if cfg.kind != "vit" and not cfg.pretrained_path:
-        raise ValueError(f"vision kind must be 'vit' or 'features', not {cfg.kind!r}")
+        raise ValueError(f"vision kind must be 'vit', 'features' or 'stem', not {cfg.kind!r}")
     if saved_config is not None:
         tower = _as_token_tower(_from_saved_config(saved_config))
         return _with_stem(tower, cfg) if not cfg.pretrained_path else tower
@@ -196,7 +202,7 @@ def _without_pooler(tower: nn.Module) -> nn.Module:
 
 
 def tower_width(tower: nn.Module) -> int:
-    if isinstance(tower, FeatureMapTokens | FeatureBankTower):
+    if isinstance(tower, FeatureMapTokens | BankTower):
         return tower.width
     config: PretrainedConfig = tower.config  # type: ignore[assignment]
     return int(config.hidden_size)
@@ -204,8 +210,8 @@ def tower_width(tower: nn.Module) -> int:
 
 def save_tower_config(tower: nn.Module, directory: Path) -> None:
     """Architecture only; the weights live in the model's single safetensors file. (The
-    feature-bank tower has no transformers config: the model's config.json describes it.)"""
-    if isinstance(tower, FeatureBankTower):
+    bank towers have no transformers config: the model's config.json describes them.)"""
+    if isinstance(tower, BankTower):
         return
     tower.config.save_pretrained(directory)  # type: ignore[operator, union-attr]
 

@@ -35,6 +35,9 @@ app = typer.Typer(
 def _root() -> None:
     settings = get_settings()
     configure_logging(json=settings.log_json, level=settings.log_level)
+    if settings.weights_dir is not None:
+        # encoder.weights imports nothing of ours: the setting reaches it as its variable.
+        os.environ["PINCLIP_WEIGHTS_DIR"] = str(settings.weights_dir)
     if not sys.stderr.isatty():
         # transformers draws its own tqdm bars ("Loading weights"); piped they are carriage-return
         # noise in a log. It reads this switch when it is first imported, i.e. later than here.
@@ -68,6 +71,9 @@ def _register() -> None:
     from pinclip.commands_datasets import app as datasets_app
 
     app.add_typer(datasets_app, name="datasets", help="Real evaluation datasets.")
+    from pinclip.commands_weights import app as weights_app
+
+    app.add_typer(weights_app, name="weights", help="Pretrained image weights: list, fetch.")
     app.command("demo")(demo)
 
 

@@ -22,6 +22,10 @@ def user_message(exc: BaseException) -> str | None:
     """The one-line message for an error the user can fix, else None."""
     if isinstance(exc, UserError):
         return str(exc)
+    from encoder.weights import WeightsUnavailable
+
+    if isinstance(exc, WeightsUnavailable):
+        return str(exc)
     from vector_store.errors import LiteDirectoryLocked
 
     if isinstance(exc, LiteDirectoryLocked):

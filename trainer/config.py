@@ -7,11 +7,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from encoder.config import FusionConfig, HeadConfig, PinClipConfig, TextConfig, VisionConfig
+from encoder.config import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    FusionConfig,
+    HeadConfig,
+    PinClipConfig,
+    TextConfig,
+    VisionConfig,
+)
 from trainer.losses import LossWeights
 
 RECOMMENDED = "minilm"
-PRESETS = ("tiny", "small", "minilm", "default")
+PRESETS = ("tiny", "small", "minilm", "stem", "default")
 
 
 def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
@@ -35,6 +43,25 @@ def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
         cfg = PinClipConfig(
             embed_dim=384,
             vision=VisionConfig(image_size=64, width=256, mlp_ratio=4.0, kind="features"),
+            text=TextConfig(max_length=64),
+            fusion=FusionConfig(width=128, layers=1, heads=4),
+            heads=HeadConfig(residual=True, mlp_hidden=512),
+        )
+    elif name == "stem":
+        # The hybrid ViT on a frozen ImageNet MobileNetV2 (encoder/stem_vit.py): 7×7 tokens at
+        # 224 px + the pooled vector, one trained transformer block; text and heads as `minilm`.
+        cfg = PinClipConfig(
+            embed_dim=384,
+            vision=VisionConfig(
+                image_size=224,
+                width=256,
+                layers=1,
+                heads=4,
+                mlp_ratio=4.0,
+                kind="stem",
+                mean=IMAGENET_MEAN,
+                std=IMAGENET_STD,
+            ),
             text=TextConfig(max_length=64),
             fusion=FusionConfig(width=128, layers=1, heads=4),
             heads=HeadConfig(residual=True, mlp_hidden=512),
@@ -101,7 +128,7 @@ class TrainConfig:
         base: dict[str, Any] = {"model": name}
         if name == "small":
             base.update(tokenizer="minilm", steps=300, lr=3e-3, batch_size=48)
-        elif name in ("minilm", "default"):
+        elif name in ("minilm", "stem", "default"):
             base.update(
                 steps=600,
                 batch_size=64,

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import structlog
 import torch
 from torch import Tensor
 
+from encoder.bank_tower import BankTower
 from encoder.image_features import FeatureBankTower
 from encoder.model import PinClipModel
 from encoder.preprocess import pin_text
@@ -177,7 +179,7 @@ BANK_VIEWS = 4  # the image as served + 3 augmented views, computed once per dat
 
 @torch.no_grad()
 def bank_features(
-    tower: FeatureBankTower, pixels: Tensor, fit_rows: int, key: str, cache_dir: Path | None
+    tower: BankTower, pixels: Tensor, fit_rows: int, key: str, cache_dir: Path | None
 ) -> Tensor:
     """Fits the tower's dictionary and whitening on the first `fit_rows` images (the training
     pins), then computes its bank for every image in BANK_VIEWS views: [V, N, D] float16.
@@ -227,6 +229,9 @@ def build_features(
     """
     row = {p.pin_id: i for i, p in enumerate(dataset.pins)}
     take = torch.tensor([row[p.pin_id] for p in pins], dtype=torch.long)
+    if isinstance(model.vision, BankTower) and model.vision.split_independent:
+        features = PinFeatures(pixels=stem_features(model, dataset, cache_dir)[:, take])
+        return _with_text(features, model, dataset, take, cache_dir)
     pixels = image_features(model, dataset, dataset.pins, cache_dir)[take]
     if isinstance(model.vision, FeatureBankTower):
         fit = len(pins) if fit_rows is None else fit_rows
@@ -235,8 +240,100 @@ def build_features(
             [(p.pin_id, p.image) for p in pins], fit, BANK_VIEWS,
         )  # fmt: skip
         pixels = bank_features(model.vision, pixels, fit, key, cache_dir)
-    features = PinFeatures(pixels=pixels)
+    return _with_text(PinFeatures(pixels=pixels), model, dataset, take, cache_dir)
+
+
+def _with_text(
+    features: PinFeatures,
+    model: PinClipModel,
+    dataset: Dataset,
+    take: Tensor,
+    cache_dir: Path | None,
+) -> PinFeatures:
     if text_tower_frozen(model):
         for name, value in text_features(model, dataset.pins, cache_dir).items():
             setattr(features, name, value[take])
     return features
+
+
+STEM_CHUNK = 64  # images decoded and run through the frozen stem at a time
+
+
+@torch.no_grad()
+def stem_features(model: PinClipModel, dataset: Dataset, cache_dir: Path | None) -> Tensor:
+    """A frozen pretrained stem's output for every image of the dataset in BANK_VIEWS views:
+    [V, N, D] float16. Nothing in it is fitted, so one cache serves every split and seed.
+
+    Images are decoded a chunk at a time and never kept: at 224 px the decoded dataset would
+    be gigabytes, the stem's output is a tenth of that."""
+    tower = model.vision
+    assert isinstance(tower, BankTower)
+    pins = dataset.pins
+    key = _key(
+        "stem", model.config.vision, dataset.root, dataset.meta,
+        [(p.pin_id, p.image) for p in pins], BANK_VIEWS,
+    )  # fmt: skip
+    path = cache_dir / f"stem-{key}.npy" if cache_dir else None
+    if path is not None and path.exists():
+        return torch.from_numpy(np.load(path))
+    pre = model.image_preprocessor()
+    generator = torch.Generator().manual_seed(0)
+    run_bank = _onnx_bank(tower, model.config.vision.image_size)
+    out: np.ndarray | None = None
+    for start in range(0, len(pins), STEM_CHUNK):
+        chunk = pins[start : start + STEM_CHUNK]
+        pixels = torch.from_numpy(
+            np.stack([load_or_blank(pre, dataset.read_image_bytes(p), p.pin_id) for p in chunk])
+        )
+        for view in range(BANK_VIEWS):
+            view_pixels = augment(pixels, generator) if view else pixels
+            bank = run_bank(view_pixels.numpy()).astype(np.float16)
+            if out is None:
+                out = np.empty((BANK_VIEWS, len(pins), bank.shape[1]), dtype=np.float16)
+            out[view, start : start + len(chunk)] = bank
+        if start // STEM_CHUNK % 10 == 0:
+            log.info("features.stem", done=start + len(chunk), pins=len(pins))
+    if out is None:
+        out = np.zeros((BANK_VIEWS, 0, 1), dtype=np.float16)
+    if path is not None:
+        _save(path, out)
+    log.info("features.stem", pins=len(pins), views=BANK_VIEWS, dim=out.shape[-1])
+    return torch.from_numpy(out)
+
+
+class _BankModule(torch.nn.Module):
+    def __init__(self, tower: BankTower) -> None:
+        super().__init__()
+        self.tower = tower
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        return self.tower.bank(pixel_values)
+
+
+def _onnx_bank(tower: BankTower, image_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The fixed part run by ONNX Runtime, as serving runs it: on two cores MobileNetV2 is
+    ~5x faster there than in eager torch (depthwise convolutions), and the cache then holds
+    exactly the numbers the exported tower computes."""
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="pinclip-bank-") as scratch:
+        path = Path(scratch) / "bank.onnx"
+        example = torch.zeros(2, 3, image_size, image_size)
+        was_training = tower.training
+        tower.eval()
+        batch = {0: "batch"}
+        torch.onnx.export(
+            _BankModule(tower), (example,), str(path), input_names=["pixel_values"],
+            output_names=["bank"], dynamic_axes={"pixel_values": batch, "bank": batch},
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
+        tower.train(was_training)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = torch.get_num_threads()
+        session = ort.InferenceSession(str(path), options, providers=ort.get_available_providers())
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        out: np.ndarray = session.run(None, {"pixel_values": pixels.astype(np.float32)})[0]
+        return out
+
+    return run
