@@ -141,10 +141,22 @@ def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
+def config_for(name: str) -> PinClipConfig:
+    """`default`/`tiny` (encoder configs) or a trainer preset (`stem`: the pretrained MobileNetV2
+    hybrid ViT, `minilm`: the feature-bank tower) — what `pinclip train --model NAME` serves."""
+    if name == "tiny":
+        return PinClipConfig.tiny()
+    if name == "default":
+        return PinClipConfig.default()
+    from trainer.config import model_preset
+
+    return model_preset(name)
+
+
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        config = PinClipConfig.tiny() if args.config == "tiny" else PinClipConfig.default()
+        config = config_for(args.config)
         torch.manual_seed(0)
         self.model = PinClipModel(config).eval()
         self.tmp = tempfile.TemporaryDirectory()
@@ -242,7 +254,9 @@ class Bench:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--config", choices=["default", "tiny"], default="default")
+    parser.add_argument(
+        "--config", choices=["default", "tiny", "stem", "minilm"], default="default"
+    )
     parser.add_argument("--provider", default="auto")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=1.0)

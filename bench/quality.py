@@ -161,7 +161,7 @@ def print_table(name: str, rows: dict[str, list[dict[str, Any]]], report_only: b
 
 def main() -> None:
     parser = common_parser(__doc__)
-    parser.add_argument("--model", default="minilm", help="trainer preset")
+    parser.add_argument("--model", default="stem", help="trainer preset")
     parser.add_argument("--steps", type=int, default=None, help="default: the preset's")
     parser.add_argument("--threads", type=int, default=0, help="0: the cores not busy now")
     args = parser.parse_args()

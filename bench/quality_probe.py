@@ -6,10 +6,11 @@
 Same datasets, cold-start splits and baselines as bench/quality.py. Instead of training the
 model, it fits a logistic regression from frozen features to the training pins' boards (the
 relevance labels themselves; `trainer.probe`) and scores each pin's predicted board
-distribution: over frozen MiniLM text, over the image feature bank the `minilm` preset's image
-tower starts from (fitted, unsupervised, on the training images), and over both (each block
-L2-normalised, the image block at half weight). Printed
-beside what each goal asks for in absolute Recall@10 (1.35 × MiniLM, 2 × colour histogram).
+distribution: over frozen MiniLM text, over the frozen image features the preset's image tower
+starts from (`--model stem`, the default: the pretrained MobileNetV2's pooled 1,280-d vector;
+`--model minilm`: the feature bank, fitted unsupervised on the training images), and over
+both (each block L2-normalised, the image block at half weight). Printed beside what each
+goal asks for in absolute Recall@10 (1.35 × MiniLM, 2 × colour histogram).
 Results are cached per dataset and seed under --work; writes bench/results/probe-<time>.json.
 """
 
@@ -42,11 +43,13 @@ PROBES = ("probe.text", "probe.image", "probe.text+image")
 IMAGE_WEIGHT = 0.5
 
 
-def frozen_features(dataset: Any, index: Any, work: Path) -> dict[str, np.ndarray]:
+def frozen_features(dataset: Any, index: Any, work: Path, preset: str) -> dict[str, np.ndarray]:
     """MiniLM on title + description and the preset's image bank, rows aligned with index.pins;
     the bank's dictionary and whitening are fitted on the candidates (training pins) only."""
+    from encoder.mobilenet import LAST_CHANNELS
     from encoder.model import PinClipModel
     from encoder.preprocess import pin_text
+    from encoder.stem_vit import PretrainedStemTower
     from trainer.baselines import minilm_text_embeddings
     from trainer.config import TrainConfig
     from trainer.features import build_features
@@ -54,21 +57,24 @@ def frozen_features(dataset: Any, index: Any, work: Path) -> dict[str, np.ndarra
     rest = np.setdiff1d(np.arange(len(index.pins)), index.candidate_rows)
     order = np.concatenate([index.candidate_rows, rest])  # training pins first: they fit it
     pins = [index.pins[i] for i in order]
-    cfg = TrainConfig.preset("minilm")
+    cfg = TrainConfig.preset(preset)
     model = PinClipModel(cfg.pinclip_config(), cfg.tokenizer_json())
     feats = build_features(model, dataset, pins, work / "features", len(index.candidate_rows))
-    bank = np.empty((len(pins), feats.pixels.shape[-1]), dtype=np.float32)
-    bank[order] = feats.pixels[0].float().numpy()
+    view = feats.pixels[0].float()
+    if isinstance(model.vision, PretrainedStemTower):
+        view = view[:, -LAST_CHANNELS:]  # the pooled vector, not the 7×7 bottleneck tokens
+    bank = np.empty((len(pins), view.shape[-1]), dtype=np.float32)
+    bank[order] = view.numpy()
     text = minilm_text_embeddings([pin_text(p.title, p.description) for p in index.pins])
     return {"text": text, "image": bank}
 
 
-def probe_scores(dataset: Any, index: Any, work: Path, c: float) -> dict[str, Any]:
+def probe_scores(dataset: Any, index: Any, work: Path, c: float, preset: str) -> dict[str, Any]:
     from trainer.evaluate import score
     from trainer.probe import board_rows, linear_probe_embeddings
 
     unit = {k: v / np.linalg.norm(v, axis=1, keepdims=True) for k, v in
-            frozen_features(dataset, index, work).items()}  # fmt: skip
+            frozen_features(dataset, index, work, preset).items()}  # fmt: skip
     # The image block at half weight: [1, ½] measured 0.8625 vs [1, 1] 0.8481 on emoji seed 0.
     feats = {**unit, "text+image": np.hstack([unit["text"], IMAGE_WEIGHT * unit["image"]])}
     candidates = [index.pins[i].pin_id for i in index.candidate_rows]
@@ -97,8 +103,8 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, list[float]]:
         )
         found.update(
             _cached(
-                args.work / name / f"probe-seed{seed}-c{args.c:g}.json",
-                partial(probe_scores, dataset, index, args.work, args.c),
+                args.work / name / f"probe-{args.model}-seed{seed}-c{args.c:g}.json",
+                partial(probe_scores, dataset, index, args.work, args.c, args.model),
             )
         )
         for system in ("minilm_text", "colour_histogram", *PROBES):
@@ -129,6 +135,7 @@ def print_table(name: str, recall: dict[str, list[float]]) -> None:
 def main() -> None:
     parser = common_parser(__doc__)
     parser.add_argument("--c", type=float, default=10.0, help="inverse L2 strength of the probe")
+    parser.add_argument("--model", default="stem", help="preset whose frozen image features")
     parser.add_argument("--heldout-fraction", type=float, default=0.1)
     args = parser.parse_args()
 

@@ -26,7 +26,9 @@ log = structlog.get_logger("pinclip.compose")
 def bootstrap(
     pins: int = typer.Option(1200, help="Pins in the generated seed dataset."),
     boards: int = typer.Option(120, help="Boards in the generated seed dataset."),
-    model: str = typer.Option("minilm", help="Trainer preset: minilm (recommended), small, tiny."),
+    model: str = typer.Option(
+        "stem", help="Trainer preset: stem (recommended), minilm (fast), small, tiny."
+    ),
     steps: int | None = typer.Option(
         None, help="Training steps of the first model (the preset's)."
     ),

@@ -69,10 +69,12 @@ def train_cmd(
     data: Annotated[str, typer.Option(help="Dataset directory or fsspec URL.")],
     out: Annotated[Path, typer.Option(help="Run directory (checkpoint, model/, train.json).")],
     model: str = typer.Option(
-        "minilm", help="Preset: minilm (recommended), small, tiny (tests), default."
+        "stem",
+        help="Preset: stem (recommended: pretrained MobileNetV2 stem), minilm (fast: feature-bank "
+        "image tower), small, tiny (tests), default.",
     ),
     steps: int | None = typer.Option(
-        None, min=1, help="Optimizer steps, one batch each (preset: 600 for minilm)."
+        None, min=1, help="Optimizer steps, one batch each (preset: 600 for stem and minilm)."
     ),
     batch_size: int | None = typer.Option(
         None, min=2, help="Pins per batch, in-batch negatives (preset: 64 for minilm)."

@@ -36,8 +36,9 @@ class DemoOptions:
     pins: int = 1200
     boards: int = 120
     # The recommended preset (trainer.config.TrainConfig.preset): frozen MiniLM with its outputs
-    # cached per pin, the feature-bank image tower, residual heads. None = the preset's step count.
-    model: str = "minilm"
+    # cached per pin, the hybrid ViT on the pretrained MobileNetV2 stem (its output cached per
+    # image), residual heads. None = the preset's step count.
+    model: str = "stem"
     train_steps: int | None = None
     heldout_fraction: float = 0.1
     rate: float = 100.0  # events produced per second (pins, repins and a few malformed ones)

@@ -18,7 +18,7 @@ from encoder.config import (
 )
 from trainer.losses import LossWeights
 
-RECOMMENDED = "minilm"
+RECOMMENDED = "stem"
 PRESETS = ("tiny", "small", "minilm", "stem", "default")
 
 
@@ -54,7 +54,7 @@ def model_preset(name: str, image_size: int | None = None) -> PinClipConfig:
             embed_dim=384,
             vision=VisionConfig(
                 image_size=224,
-                width=256,
+                width=128,
                 layers=1,
                 heads=4,
                 mlp_ratio=4.0,

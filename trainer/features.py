@@ -269,8 +269,9 @@ def stem_features(model: PinClipModel, dataset: Dataset, cache_dir: Path | None)
     tower = model.vision
     assert isinstance(tower, BankTower)
     pins = dataset.pins
+    v = model.config.vision  # only what changes the frozen part: not the trained widths
     key = _key(
-        "stem", model.config.vision, dataset.root, dataset.meta,
+        "stem", v.backbone, v.image_size, v.mean, v.std, dataset.root, dataset.meta,
         [(p.pin_id, p.image) for p in pins], BANK_VIEWS,
     )  # fmt: skip
     path = cache_dir / f"stem-{key}.npy" if cache_dir else None

@@ -42,7 +42,7 @@ SECTION = "## Using it"
 SIZES = (
     (r"--pins \d+", "--pins 160"),
     (r"--steps \d+", "--steps 6"),
-    (r"--model minilm\b", "--model small"),
+    (r"--model stem\b", "--model small"),
 )
 TIMEOUT_S = 1500
 

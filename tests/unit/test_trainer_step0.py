@@ -86,7 +86,7 @@ def test_feature_bank_tower_is_fitted_when_the_text_tower_trains_live(
     """No cached features (the text tower trains): the image tower is still fitted to the
     training images before the first step, and the fit is saved with the weights."""
     cfg = TrainConfig.preset(
-        data=str(small_real_format), out_dir=str(tmp_path), steps=1, batch_size=8,
+        "minilm", data=str(small_real_format), out_dir=str(tmp_path), steps=1, batch_size=8,
         freeze_text_layers=5, validation_fraction=0.0, num_workers=0, progress=False,
     )  # fmt: skip
     result = train(cfg, resume=False)
