@@ -35,7 +35,7 @@ class WeightAsset:
     package: str
     version: str
     member: str  # path of the file inside the wheel
-    sha256: str  # of the file itself (not of the wheel: mirrors may repack nothing, but be sure)
+    sha256: str  # of the weight file itself, not of the wheel: the file is what gets loaded
     licence: str
     origin: str
 
