@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from pinclip.api.config import ApiConfig
+from pinclip.api.early_answers import DrainBeforeEarlyAnswer
 from pinclip.api.models import Check, Health, Readiness
 from pinclip.api.observability import AccessMiddleware, ApiMetrics
 from pinclip.api.ports import ApiDeps
@@ -80,6 +81,12 @@ def create_api(deps: ApiDeps, config: ApiConfig | None = None) -> FastAPI:
         )
     if config.auth_enabled:
         api.add_middleware(ApiKeyMiddleware, key=config.api_key, header=config.api_key_header)
+    # Outside auth and CORS, so their early answers to an upload are drained too.
+    api.add_middleware(
+        DrainBeforeEarlyAnswer,
+        max_bytes=config.max_discard_bytes,
+        timeout_s=config.discard_timeout_s,
+    )
     api.add_middleware(AccessMiddleware, metrics=metrics)
     _document(api, config)
     return api

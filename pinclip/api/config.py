@@ -16,6 +16,10 @@ class ApiConfig:
     max_k: int = 100
     max_text_chars: int = 1000
     max_upload_bytes: int = 10_000_000
+    # A request answered before its body ended (413, 401, 429) has the rest of its body read and
+    # dropped, up to this many bytes and seconds, before the answer (pinclip.api.early_answers).
+    max_discard_bytes: int = 64_000_000
+    discard_timeout_s: float = 30.0
     max_image_queries: int = 4
     api_key: str = field(default="", repr=False)
     api_key_header: str = "X-API-Key"

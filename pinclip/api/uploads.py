@@ -23,18 +23,21 @@ HOW_TO_SEND = (
 MULTIPART_OVERHEAD = 16 * 1024
 
 
-async def read_capped(request: Request, cap: int) -> bytes:
+async def read_capped(request: Request, cap: int, limit: int | None = None) -> bytes:
+    """The body, at most `cap` bytes; `limit` is the cap a 413 reports (the image's, when `cap`
+    allows for multipart's overhead around it)."""
+    limit = cap if limit is None else limit
     declared = request.headers.get("content-length")
     if declared is not None and declared.strip().isdigit() and int(declared) > cap:
         raise ApiProblem(
-            "upload-too-large", f"Content-Length {int(declared)} > {cap} bytes", limit=cap
+            "upload-too-large", f"Content-Length {int(declared)} > {cap} bytes", limit=limit
         )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > cap:
-            raise ApiProblem("upload-too-large", f"more than {cap} bytes", limit=cap)
+            raise ApiProblem("upload-too-large", f"more than {cap} bytes", limit=limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -95,7 +98,7 @@ async def read_image_upload(request: Request, cap: int) -> bytes:
         boundary = options.get(b"boundary")
         if not boundary:
             raise ApiProblem("invalid-request", "multipart body without a boundary")
-        body = await read_capped(request, cap + MULTIPART_OVERHEAD)
+        body = await read_capped(request, cap + MULTIPART_OVERHEAD, limit=cap)
         image = first_file_part(body, boundary)
         if image is None:
             raise ApiProblem("empty-upload", f"no file part in the form; {HOW_TO_SEND}")
