@@ -283,6 +283,19 @@ class GraphStore:
                 return
             start = key_successor(page[-1].pin_id)
 
+    def pins_between(self, first: str, last: str, limit: int = 100_000) -> list[PinNode]:
+        """Pins with first <= pin_id <= last in pin_id order (a re-embed work item's range);
+        placeholders skipped."""
+        records = self._read(
+            "pins_between",
+            queries.PAGE_PINS_BOUNDED,
+            start=first,
+            upper=key_successor(last),
+            include_pending=False,
+            limit=limit,
+        )
+        return [_pin_from_record(r["pin"]) for r in records]
+
     def iter_saves(
         self, page_size: int = 10000, *, id_prefix: str = ""
     ) -> Iterator[list[SaveEdge]]:

@@ -84,7 +84,7 @@ def state_path(state_dir: Path, version: int, id_prefix: str = "") -> Path:
     return state_dir / "backfill" / f"v{version}{suffix}.json"
 
 
-async def _load_images(
+async def load_images(
     pins: Sequence[Any], load: Callable[[str], Awaitable[bytes]]
 ) -> list[bytes | DeterministicError]:
     """Each pin's image from the URI kept in the graph; one that cannot be had fails that pin
@@ -101,6 +101,28 @@ async def _load_images(
     return list(await asyncio.gather(*(one(p.image_uri) for p in pins)))
 
 
+async def encode_nodes(
+    path: EmbedWritePath,
+    version: int,
+    encoder: BatchEmbedder,
+    nodes: Sequence[Any],
+    images: Sequence[bytes | DeterministicError],
+) -> Encoded:
+    """Graph nodes and their images through the embed path's encode step; a pin whose image
+    could not be had is a failure of the batch, not an error."""
+    now = datetime.now(UTC)
+    jobs, failed = [], []
+    for node, image in zip(nodes, images, strict=True):
+        record = PinRecord.from_node(node, now)
+        if isinstance(image, DeterministicError):
+            failed.append((PinJob(record, b""), image))
+        else:
+            jobs.append(PinJob(record, image))
+    encoded = await path.encode(jobs, {version: encoder})
+    encoded.failed[:0] = failed
+    return encoded
+
+
 @dataclass
 class _Fill:
     """One backfill run: the path, the encoder, the checkpoint and its progress bar."""
@@ -114,18 +136,8 @@ class _Fill:
     load_image: Callable[[str], Awaitable[bytes]]
 
     async def encode(self, chunk: list[Any]) -> tuple[list[Any], Encoded]:
-        now = datetime.now(UTC)
-        images = await _load_images(chunk, self.load_image)
-        jobs, failed = [], []
-        for pin, image in zip(chunk, images, strict=True):
-            record = PinRecord.from_node(pin, now)
-            if isinstance(image, DeterministicError):
-                failed.append((PinJob(record, b""), image))
-            else:
-                jobs.append(PinJob(record, image))
-        encoded = await self.path.encode(jobs, {self.version: self.encoder})
-        encoded.failed[:0] = failed
-        return chunk, encoded
+        images = await load_images(chunk, self.load_image)
+        return chunk, await encode_nodes(self.path, self.version, self.encoder, chunk, images)
 
     async def write(self, chunk: list[Any], encoded: Encoded) -> None:
         """Write, then checkpoint: a restart resumes after the last chunk written."""

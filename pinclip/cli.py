@@ -65,6 +65,9 @@ def _register() -> None:
     from pinclip.commands_models import register as register_models
 
     register_models(app)  # publish, backfill, retrain
+    from pinclip.commands_reembed import register as register_reembed
+
+    register_reembed(app)  # backfill-worker
     from pinclip.commands_compose import register as register_compose
 
     register_compose(app)  # bootstrap, wait-graph, stream-sample (compose/dev.yml)

@@ -157,6 +157,14 @@ def backfill_cmd(
         "once. No worker running: nothing to wait for.",
     ),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
+    workers: int | None = typer.Option(
+        None,
+        min=0,
+        help="Run the fill as a Kafka consumer group: plan pin-id ranges onto pins.reembed.vN "
+        "and start this many workers here (0: none here — run `pinclip backfill-worker` on other "
+        "machines). Left out: one process, as before.",
+    ),
+    item_size: int = typer.Option(256, min=1, help="Pins per work item (with --workers)."),
 ) -> None:
     """Re-embed every pin with version N into pins_vN, resumably; then switch the alias.
 
@@ -186,7 +194,16 @@ def backfill_cmd(
         if announce:
             publish(registry.model_update(v, "promoted"))
 
-    with _graph(settings) as graph, _writers_not_ready_is_a_user_error():
+    if workers is not None:
+        from pinclip.commands_reembed import group_backfill
+
+        report = group_backfill(
+            settings, version, vectors, workers, item_size, switch, id_prefix, promoted,
+            _writers(settings, vectors), worker_timeout,
+        )  # fmt: skip
+        typer.echo(json.dumps(report.__dict__))
+        return
+    with _graph(settings) as graph, writers_not_ready_is_a_user_error():
         report = backfill(
             version,
             model_dir,
@@ -225,7 +242,7 @@ def _writers(settings: Settings, vectors: Any) -> Any:
 
 
 @contextmanager
-def _writers_not_ready_is_a_user_error() -> Iterator[None]:
+def writers_not_ready_is_a_user_error() -> Iterator[None]:
     from pinclip.errors import UserError
     from streams.writers import WritersNotReady
 
@@ -303,7 +320,7 @@ def retrain_cmd(
         )
         deps.writers = _writers(settings, deps.vectors)
         if once:
-            with _writers_not_ready_is_a_user_error():
+            with writers_not_ready_is_a_user_error():
                 outcome = retrain_once(deps, template, work_dir, tolerance)
             typer.echo(outcome.decision.reason)
             typer.echo(outcome.summary())

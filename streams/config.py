@@ -23,6 +23,7 @@ class Topics:
     model_updates: str = "model.updates"
     embedded: str = "pins.embedded"
     dlq: str = "pins.dlq"
+    reembed: str = "pins.reembed"  # backfill work: `<reembed>.v<N>` and `<reembed>.v<N>.progress`
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:

@@ -1,0 +1,72 @@
+"""`pinclip backfill --workers N` and `pinclip backfill-worker`: the backfill as a consumer
+group over Kafka partitions (pinclip.reembed)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from pinclip.settings import Settings, get_settings
+
+app = typer.Typer(add_completion=False)
+
+
+def group_backfill(
+    settings: Settings,
+    version: int,
+    vectors: Any,
+    workers: int,
+    item_size: int,
+    switch: bool,
+    id_prefix: str,
+    on_switched: Callable[[int], None],
+    writers: Any,
+    writers_timeout_s: float,
+) -> Any:
+    """Plan, run `workers` members here, wait for the group, move the alias."""
+    from pinclip.commands_models import writers_not_ready_is_a_user_error
+    from pinclip.errors import UserError
+    from pinclip.factory import Factory
+    from pinclip.reembed.group import BackfillStalled, GroupOptions, ReembedGroup
+    from streams.config import WorkerConfig
+
+    options = GroupOptions(
+        workers=workers,
+        item_size=item_size,
+        id_prefix=id_prefix,
+        switch=switch,
+        on_switched=on_switched,
+        writers=writers,
+        writers_timeout_s=writers_timeout_s,
+    )
+    config = WorkerConfig.from_settings(settings)
+    with (
+        Factory.from_settings(settings).graph_store() as graph,
+        writers_not_ready_is_a_user_error(),
+    ):
+        try:
+            return ReembedGroup(config, version, graph, vectors, options).run()
+        except BackfillStalled as exc:
+            raise UserError(str(exc)) from None
+
+
+@app.command("backfill-worker")
+def backfill_worker_cmd(
+    version: int = typer.Option(..., min=1, help="The version being backfilled."),
+) -> None:
+    """One more member of a backfill's consumer group (see `pinclip backfill --workers`).
+
+    Start it on any machine with the same PINCLIP_* settings; it takes a share of the work
+    topic's partitions and exits once the latest plan of vN is complete.
+    """
+    from pinclip.reembed.worker import run
+    from streams.config import WorkerConfig
+
+    done = run(WorkerConfig.from_settings(get_settings()), version)
+    typer.echo(f"backfill-worker: {done} items of v{version} embedded here")
+
+
+def register(root: typer.Typer) -> None:
+    root.registered_commands.extend(app.registered_commands)
