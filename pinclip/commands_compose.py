@@ -95,19 +95,14 @@ def wait_graph(
     timeout_s: float = typer.Option(0.0, help="Give up after this long (0: wait forever)."),
 ) -> None:
     """Wait until Neo4j holds at least MIN_PINS pins, then exit 0 (exit 1 on timeout)."""
-    from graph_store import GraphStore
+    from pinclip.factory import Factory
 
     settings = get_settings()
     deadline = time.monotonic() + timeout_s if timeout_s > 0 else None
     while True:
         count = -1
         try:
-            with GraphStore(
-                settings.neo4j_uri,
-                settings.neo4j_user,
-                settings.neo4j_password.get_secret_value(),
-                settings.neo4j_database,
-            ) as graph:
+            with Factory.from_settings(settings).graph_store() as graph:
                 count = graph.count_pins()
         except Exception as exc:  # Neo4j still starting or briefly away: keep waiting
             log.warning("wait_graph.unavailable", error=str(exc))

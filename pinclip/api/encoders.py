@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,14 @@ import structlog
 from streams.models import local_model_dir, version_uri
 
 log = structlog.get_logger(__name__)
+
+
+def _query_service(provider: str, model_dir: Path) -> Any:
+    from pinclip.factory import Factory, StoreConfig
+
+    return Factory(StoreConfig(onnx_provider=provider)).encoder_service(
+        model_dir, max_batch=16, max_delay_ms=2.0
+    )
 
 
 class ModelUnavailable(Exception):
@@ -35,8 +44,12 @@ class VersionedEncoders:
         *,
         keep_versions: int = 2,
         retire_after_s: float = 30.0,
+        open_service: Callable[[Path], Any] | None = None,
     ) -> None:
+        """`open_service(model_dir)` builds one version's encoder service; by default the
+        factory's micro-batched EncoderService, sized for queries (small batches, 2 ms wait)."""
         self.registry_url = registry_url
+        self._open = open_service or functools.partial(_query_service, provider)
         self.cache_dir = cache_dir
         self.provider = provider
         self.keep_versions = keep_versions
@@ -63,21 +76,11 @@ class VersionedEncoders:
             raise
 
     async def _load(self, version: int) -> Any:
-        from encoder.service import EncoderService
-
         try:
             directory = await asyncio.to_thread(
                 local_model_dir, version_uri(self.registry_url, version), self.cache_dir
             )
-            service = await asyncio.to_thread(
-                functools.partial(
-                    EncoderService.load,
-                    directory,
-                    max_batch=16,
-                    max_delay_ms=2.0,
-                    provider=self.provider,
-                )
-            )
+            service = await asyncio.to_thread(self._open, directory)
         except Exception as exc:
             log.warning("api_model_load_failed", version=version, error=str(exc))
             raise ModelUnavailable(f"model v{version}: {type(exc).__name__}: {exc}") from exc

@@ -1,5 +1,5 @@
-"""Builds the API's dependencies from settings. When the shared factory that builds stores and
-encoders from settings lands in `pinclip`, `build_deps` is the one function that switches to it."""
+"""Builds the API's dependencies from settings, with the one factory (`pinclip.factory`) that
+builds every store and encoder."""
 
 from __future__ import annotations
 
@@ -20,34 +20,25 @@ from streams.content import FetchPolicy
 def build_deps(
     settings: Any, *, topic_embedded: str | None = None, fetch_policy: FetchPolicy | None = None
 ) -> ApiDeps:
-    from graph_store import GraphStore, RetryPolicy
-    from streams.models import manifest_dim, registry_versions, version_uri
-    from vector_store import VectorStore
+    from graph_store import RetryPolicy
+    from pinclip.factory import Factory
 
-    versions = registry_versions(settings.registry_url)
-    dim = manifest_dim(version_uri(settings.registry_url, versions[-1])) if versions else 256
+    factory = Factory.from_settings(settings)
     timeout = settings.api_store_timeout_s
-    vectors = VectorStore(
-        settings.milvus_uri,
-        settings.milvus_token.get_secret_value(),
-        settings.milvus_alias,
-        dim,
-        settings.milvus_consistency,
-        prefix=settings.milvus_prefix,
-        timeout_s=timeout,
-    )
+    vectors = factory.vector_store(timeout_s=timeout)  # dim: the registry's newest model
     # A query waits for one short retry, not the worker's long outage budget: the client retries.
-    graph = GraphStore(
-        settings.neo4j_uri,
-        settings.neo4j_user,
-        settings.neo4j_password.get_secret_value(),
-        settings.neo4j_database,
+    graph = factory.graph_store(
         retry=RetryPolicy(attempts=2, initial_delay_s=0.2),
         transaction_retry_s=timeout,
         connection_timeout_s=timeout,
     )
     encoders = VersionedEncoders(
-        settings.registry_url, Path(settings.state_dir) / "model-cache", settings.onnx_provider
+        settings.registry_url,
+        Path(settings.state_dir) / "model-cache",
+        settings.onnx_provider,
+        open_service=lambda model_dir: factory.encoder_service(
+            model_dir, max_batch=16, max_delay_ms=2.0
+        ),
     )
     # Stored images are read through the shared fetch path: the configured policy plus the
     # worker's content store (inline images), which is always readable.
