@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     topic_model_updates: str = Field("model.updates", description="Model hot-swap events.")
     topic_embedded: str = Field("pins.embedded", description="Emitted once a pin is searchable.")
     topic_dlq: str = Field("pins.dlq", description="Dead letters: payload, stage and reason.")
+    topic_reembed: str = Field(
+        "pins.reembed",
+        description="Backfill work of a consumer group: `<this>.v<N>` and `<this>.v<N>.progress`.",
+    )
     consumer_group: str = Field("pinclip-worker", description="Kafka consumer group / Faust id.")
 
     # --- Neo4j --------------------------------------------------------------------------------

@@ -115,6 +115,7 @@ class WorkerConfig:
                 settings.topic_model_updates,
                 settings.topic_embedded,
                 settings.topic_dlq,
+                settings.topic_reembed,
             ),
             "consumer_group": settings.consumer_group,
             "topic_partitions": settings.topic_partitions,

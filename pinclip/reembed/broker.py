@@ -124,8 +124,8 @@ def _wait_for_partitions(bootstrap: str, topic: str, timeout_s: float) -> None:
 class ProgressReader:
     """Reads one version's progress topic from its start, incrementally (one partition)."""
 
-    def __init__(self, topics: ReembedTopics, version: int) -> None:
-        self.progress = Progress(version)
+    def __init__(self, topics: ReembedTopics, version: int, model: str = "") -> None:
+        self.progress = Progress(version, model)
         self._tp = TopicPartition(topics.progress, 0)
         self._consumer = KafkaConsumer(
             bootstrap_servers=topics.bootstrap, group_id=None, enable_auto_commit=False

@@ -32,7 +32,7 @@ from pinclip.backfill import BackfillReport
 from pinclip.reembed.broker import ProgressReader, ReembedTopics
 from pinclip.reembed.planner import PinPages, publish_plan
 from pinclip.reembed.work import Completion, Planned, completion, missing_results
-from pinclip.reembed.worker import topics_of
+from pinclip.reembed.worker import model_key, topics_of
 from streams.config import WorkerConfig, write_private
 from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
@@ -90,13 +90,14 @@ class ReembedGroup:
         self.vectors.ensure_version(v)
         self._writers_ready()  # before the plan reads the graph
         self.topics.ensure()
-        reader = ProgressReader(self.topics, v)
+        model = model_key(self.config, v)
+        reader = ProgressReader(self.topics, v, model)
         try:
             planned = reader.refresh().planned
             resumed_from = f"plan {planned.plan}" if planned is not None else ""
             if planned is None:
                 planned = publish_plan(self.topics, v, self.graph, item_size=o.item_size,
-                                       id_prefix=o.id_prefix)  # fmt: skip
+                                       id_prefix=o.id_prefix, model=model)  # fmt: skip
             done = self._wait(planned, reader)
         finally:
             reader.close()

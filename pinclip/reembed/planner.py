@@ -48,6 +48,7 @@ def publish_plan(
     *,
     item_size: int = 256,
     id_prefix: str = "",
+    model: str = "",
 ) -> Planned:
     """Produce every item, wait for the broker's acks, read the end offsets, record the plan.
 
@@ -68,6 +69,7 @@ def publish_plan(
         planned = Planned(
             plan=plan,
             version=version,
+            model=model,
             items=items,
             pins=pins,
             end_offsets=_end_offsets(topics, partitions),

@@ -75,6 +75,7 @@ class Planned(_Message):
     kind: Literal["planned"] = "planned"
     plan: str
     version: int
+    model: str = ""  # sha256 of the model's manifest: a plan for another vN is not this one
     items: int = Field(ge=0)
     pins: int = Field(ge=0)
     end_offsets: dict[int, int]  # partition -> offset after its last item
@@ -111,12 +112,15 @@ class Progress:
     """What the progress topic says about one version: the latest plan and its results."""
 
     version: int
+    model: str = ""  # only plans for this model count (a reset registry reuses version numbers)
     planned: Planned | None = None
     done: dict[int, ItemDone] = field(default_factory=dict)  # seq -> result, latest plan only
     _by_plan: dict[str, dict[int, ItemDone]] = field(default_factory=dict)
 
     def add(self, record: ItemDone | Planned | WorkItem) -> None:
         if record.version != self.version or isinstance(record, WorkItem):
+            return
+        if isinstance(record, Planned) and record.model != self.model:
             return
         results = self._by_plan.setdefault(record.plan, {})
         if isinstance(record, Planned):

@@ -46,6 +46,7 @@ from streams.config import WorkerConfig
 from streams.content import ContentFetcher, content_root
 from streams.embedwrite import EmbedWritePath
 from streams.errors import classify
+from streams.models import manifest_sha256, version_uri
 from streams.ports import BatchEmbedder
 from streams.writers import new_writer_id
 
@@ -57,6 +58,11 @@ class WorkerOptions:
     session_timeout_s: float = 60.0  # a killed member's items move on after this long
     idle_check_s: float = 2.0  # with nothing to do, check the plan's completion this often
     max_backoff_s: float = 30.0
+
+
+def model_key(config: WorkerConfig, version: int) -> str:
+    """The sha256 of vN's manifest in the registry: what a plan is for."""
+    return manifest_sha256(version_uri(config.registry_url, version))
 
 
 def topics_of(config: WorkerConfig, version: int) -> ReembedTopics:
@@ -131,7 +137,7 @@ def run(config: WorkerConfig, version: int, options: WorkerOptions | None = None
         max_poll_interval_ms=3_600_000,  # an item retried through a store outage keeps its claim
     )
     consumer.subscribe([topics.work])
-    progress = ProgressReader(topics, version)
+    progress = ProgressReader(topics, version, model_key(config, version))
     producer = topics.producer()
     done = 0
     log.info("reembed.worker_started", version=version, worker=writer_id, group=topics.group)

@@ -6,6 +6,7 @@ list that mixes versions, and never sees v2 before the switch."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -26,6 +27,7 @@ from graph_store import GraphStore, PinNode
 from pinclip.backfill import BackfillReport
 from pinclip.reembed.broker import ProgressReader
 from pinclip.reembed.group import GroupOptions, ReembedGroup
+from pinclip.reembed.worker import model_key
 from pinclip.registry import ModelRegistry, send_model_update
 from streams.config import WorkerConfig
 from streams.events import NewPin
@@ -176,7 +178,7 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
             runner.start()
 
             # Kill one member once the group is well under way.
-            results = ProgressReader(group.topics, 2)
+            results = ProgressReader(group.topics, 2, model_key(config, 2))
             assert until(lambda: len(results.refresh().done) >= 5 or not runner.is_alive())
             assert runner.is_alive() and len(results.progress.done) < CATALOGUE // ITEM, outcome
             victim = group.processes[0]
@@ -224,3 +226,49 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
     assert all(2 not in versions for at, versions in reader.seen if at < switched_at)
     order = [next(iter(v)) for _, v in reader.seen if v]
     assert order == sorted(order) and order[0] == 1 and order[-1] == 2, order[:5]
+
+
+def test_pinclip_backfill_workers_runs_the_group_from_the_command_line(
+    env: tuple[WorkerConfig, str, int],
+    export_tiny_model: Callable[..., int],
+    run_pinclip: Callable[..., Any],
+) -> None:
+    config, prefix, dim = env
+    root = config.state_dir.parent
+    uris = image_uris(root)
+    export_tiny_model(Path(config.registry_url), 2)
+    secret = config.neo4j_password.get_secret_value()
+    with GraphStore(config.neo4j_uri, config.neo4j_user, secret) as graph:
+        now = datetime.now(UTC)
+        graph.upsert_pins([PinNode(f"{prefix}c{i:04d}", f"pin {i}", "", uris[i % len(uris)], now)
+                           for i in range(300)])  # fmt: skip
+    settings = {
+        "kafka_bootstrap": config.kafka_bootstrap,
+        "consumer_group": config.consumer_group,
+        "topic_reembed": config.topics.reembed,
+        "topic_partitions": "3",
+        "kafka_session_timeout_s": "6",
+        "neo4j_uri": config.neo4j_uri,
+        "neo4j_user": config.neo4j_user,
+        "neo4j_password": secret,
+        "milvus_uri": config.milvus_uri,
+        "milvus_alias": config.milvus_alias,
+        "milvus_prefix": config.milvus_prefix,
+        "registry_url": config.registry_url,
+        "state_dir": str(config.state_dir),
+        "fetch_file_roots": str(root),
+    }
+    done = run_pinclip("backfill", "--version", "2", "--workers", "2", "--item-size", "40",
+                       "--id-prefix", prefix, "--no-announce", cwd=root, **settings)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["embedded"] == 300 and report["failed"] == 0 and report["switched"]
+    vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, dim=dim,
+                     prefix=config.milvus_prefix)  # fmt: skip
+    try:
+        assert vs.live_version() == 2 and vs.count(2) == 300
+    finally:
+        vs.close()
+    logs = sorted((config.state_dir / "reembed").glob("worker-v2-*.log"))
+    assert len(logs) == 2  # two members ran
+    assert not (config.state_dir / "reembed" / "config-v2.json").exists()  # secrets removed

@@ -100,3 +100,13 @@ def test_items_are_consecutive_graph_pages_spread_round_robin() -> None:
     assert [(i.seq, i.first, i.last, i.pins) for i in items] == [
         (0, "a", "b", 2), (1, "c", "c", 1), (2, "d", "f", 3)]  # fmt: skip
     assert [partition_of(i, 4) for i in range(6)] == [0, 1, 2, 3, 0, 1]
+
+
+def test_a_plan_for_another_model_under_the_same_version_number_is_not_this_one() -> None:
+    progress = Progress(2, model="sha-new")
+    progress.add(Planned(plan="stale", version=2, model="sha-old", items=1, pins=1,
+                         end_offsets={0: 1}))  # fmt: skip
+    assert progress.planned is None  # a reset registry: plan again, never switch on it
+    mine = Planned(plan="p", version=2, model="sha-new", items=1, pins=1, end_offsets={0: 1})
+    progress.add(mine)
+    assert progress.planned == mine
