@@ -169,6 +169,48 @@ def forget_stream_run(config: Any, tag: str) -> None:
         admin.close()
 
 
+def until(condition: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll `condition` until it holds (True) or `timeout_s` passes (False)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval_s)
+    return True
+
+
+@pytest.fixture
+def stream_run(
+    milvus_server_uri: str,
+    worker_config: Callable[..., Any],
+    export_tiny_model: Callable[..., int],
+    tmp_path: Path,
+) -> Iterator[Callable[..., tuple[Any, str, int]]]:
+    """`stream_run(kind, **overrides)` -> (config, id prefix, dim): a WorkerConfig on the Milvus
+    server namespaced by a fresh `<kind><random>` tag, with a tiny random model as v1 in its
+    registry. Its collections, Neo4j nodes and Kafka topics are removed afterwards."""
+    import uuid
+
+    from vector_store import VectorStore
+
+    runs: list[tuple[Any, str]] = []
+
+    def make(kind: str, **overrides: Any) -> tuple[Any, str, int]:
+        tag = kind + uuid.uuid4().hex[:8]
+        config = worker_config(tag, milvus_server_uri, tmp_path, **overrides)
+        runs.append((config, tag))
+        return config, f"{tag}-", export_tiny_model(tmp_path / "registry", 1)
+
+    yield make
+    for config, tag in runs:
+        vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
+        vs.purge()
+        vs.close()
+        forget_stream_run(config, tag)
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -23,6 +23,7 @@ from pinclip.reembed.work import (
     progress_topic,
     work_topic,
 )
+from streams.config import WorkerConfig
 
 log = structlog.get_logger("reembed")
 
@@ -39,22 +40,15 @@ class ReembedTopics:
     replication: int = 1
 
     @classmethod
-    def for_version(
-        cls,
-        bootstrap: str,
-        reembed_topic: str,
-        consumer_group: str,
-        version: int,
-        partitions: int,
-        replication: int = 1,
-    ) -> ReembedTopics:
+    def of(cls, config: WorkerConfig, version: int) -> ReembedTopics:
+        """Version `version`'s topics and group under the deployment's settings."""
         return cls(
-            bootstrap,
-            work_topic(reembed_topic, version),
-            progress_topic(reembed_topic, version),
-            group_id(consumer_group, version),
-            partitions,
-            replication,
+            config.kafka_bootstrap,
+            work_topic(config.topics.reembed, version),
+            progress_topic(config.topics.reembed, version),
+            group_id(config.consumer_group, version),
+            config.topic_partitions,
+            config.topic_replication,
         )
 
     def ensure(self, timeout_s: float = 60.0) -> None:

@@ -32,7 +32,7 @@ from pinclip.backfill import BackfillReport
 from pinclip.reembed.broker import ProgressReader, ReembedTopics
 from pinclip.reembed.planner import PinPages, publish_plan
 from pinclip.reembed.work import Completion, Planned, completion, missing_results
-from pinclip.reembed.worker import model_key, topics_of
+from pinclip.reembed.worker import model_key
 from streams.config import WorkerConfig, write_private
 from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
@@ -80,7 +80,7 @@ class ReembedGroup:
         self.config, self.version = config, version
         self.graph, self.vectors = graph, vectors
         self.options = options or GroupOptions()
-        self.topics: ReembedTopics = topics_of(config, version)
+        self.topics = ReembedTopics.of(config, version)
         self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[IO[bytes]] = []
         self._dir = config.state_dir / "reembed"

@@ -65,17 +65,6 @@ def model_key(config: WorkerConfig, version: int) -> str:
     return manifest_sha256(version_uri(config.registry_url, version))
 
 
-def topics_of(config: WorkerConfig, version: int) -> ReembedTopics:
-    return ReembedTopics.for_version(
-        config.kafka_bootstrap,
-        config.topics.reembed,
-        config.consumer_group,
-        version,
-        config.topic_partitions,
-        config.topic_replication,
-    )
-
-
 class ItemEmbedder:
     """Step 1–2 of the loop for one version: the stores, the encoder, the fetcher."""
 
@@ -122,7 +111,7 @@ async def _open(config: WorkerConfig, version: int) -> ItemEmbedder:
 def run(config: WorkerConfig, version: int, options: WorkerOptions | None = None) -> int:
     """Work until the latest plan of `version` is complete; the items this worker did."""
     options = options or WorkerOptions(session_timeout_s=config.session_timeout_s)
-    topics = topics_of(config, version)
+    topics = ReembedTopics.of(config, version)
     topics.ensure()
     writer_id = new_writer_id()
     consumer = KafkaConsumer(

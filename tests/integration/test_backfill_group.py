@@ -10,8 +10,7 @@ import json
 import random
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import forget_stream_run
+from conftest import until
 
 from graph_store import GraphStore, PinNode
 from pinclip.backfill import BackfillReport
@@ -43,15 +42,6 @@ CATALOGUE, IMAGES, ITEM = 5000, 40, 100
 WAIT_S = 300.0
 
 
-def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 class Switches(VectorStore):
     """The real store; records when the alias was asked to move, and to which version."""
 
@@ -64,24 +54,12 @@ class Switches(VectorStore):
         return super().switch_alias(version, expected_count)
 
 
+Env = tuple[WorkerConfig, str, int]
+
+
 @pytest.fixture
-def env(
-    milvus_server_uri: str,
-    worker_config: Callable[..., WorkerConfig],
-    export_tiny_model: Callable[..., int],
-    tmp_path: Path,
-) -> Iterator[tuple[WorkerConfig, str, int]]:
-    tag = "bfg" + uuid.uuid4().hex[:8]
-    config = worker_config(tag, milvus_server_uri, tmp_path, topic_partitions=6,
-                           session_timeout_s=6.0)  # fmt: skip
-    dim = export_tiny_model(tmp_path / "registry", 1)
-    try:
-        yield config, f"{tag}-", dim
-    finally:
-        vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
-        vs.purge()
-        vs.close()
-        forget_stream_run(config, tag)
+def env(stream_run: Callable[..., Env]) -> Env:
+    return stream_run("bfg", topic_partitions=6, session_timeout_s=6.0)
 
 
 def image_uris(root: Path) -> list[str]:
@@ -158,7 +136,7 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
             export_tiny_model(Path(config.registry_url), 2)
             send_model_update(config.kafka_bootstrap, config.topics.model_updates,
                               registry.model_update(2, "candidate"))  # fmt: skip
-            assert until(lambda: bool(vs.writers(2)) if 2 in vs.versions() else False)
+            assert until(lambda: bool(vs.writers(2)) if 2 in vs.versions() else False, WAIT_S)
 
             writers = GroupWriters(config.kafka_bootstrap, config.consumer_group, vs)
             options = GroupOptions(workers=3, item_size=ITEM, id_prefix=prefix, progress=False,
@@ -179,7 +157,7 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
 
             # Kill one member once the group is well under way.
             results = ProgressReader(group.topics, 2, model_key(config, 2))
-            assert until(lambda: len(results.refresh().done) >= 5 or not runner.is_alive())
+            assert until(lambda: len(results.refresh().done) >= 5 or not runner.is_alive(), WAIT_S)
             assert runner.is_alive() and len(results.progress.done) < CATALOGUE // ITEM, outcome
             victim = group.processes[0]
             assert victim.poll() is None

@@ -15,8 +15,7 @@ import random
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import forget_stream_run
+from conftest import until
 
 from graph_store import GraphStore
 from pinclip.backfill import BackfillReport, backfill
@@ -46,23 +45,12 @@ BEFORE, WINDOW = 16, 8
 SCRIPT = Path(__file__).with_name("slow_commit_worker.py")
 
 
+Env = tuple[WorkerConfig, str, int]
+
+
 @pytest.fixture
-def env(
-    milvus_server_uri: str,
-    worker_config: Callable[..., WorkerConfig],
-    export_tiny_model: Callable[..., int],
-    tmp_path: Path,
-) -> Iterator[tuple[WorkerConfig, str, int]]:
-    tag = "bfw" + uuid.uuid4().hex[:8]
-    config = worker_config(tag, milvus_server_uri, tmp_path)
-    dim = export_tiny_model(tmp_path / "registry", 1)  # v2 comes once the worker runs v1
-    try:
-        yield config, f"{tag}-", dim
-    finally:
-        vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, prefix=config.milvus_prefix)
-        vs.purge()
-        vs.close()
-        forget_stream_run(config, tag)
+def env(stream_run: Callable[..., Env]) -> Env:
+    return stream_run("bfw")
 
 
 def new_pins(config: WorkerConfig, prefix: str, start: int, count: int) -> list[NewPin]:
@@ -82,15 +70,6 @@ def new_pins(config: WorkerConfig, prefix: str, start: int, count: int) -> list[
             )
         )
     return pins
-
-
-def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def stream(producer: EventProducer, progress: StreamProgress, pins: list[NewPin]) -> None:
@@ -171,11 +150,11 @@ def test_a_backfill_leaves_no_pin_behind_when_a_worker_is_slow_to_commit(
             export_tiny_model(Path(config.registry_url), 2)
             send_model_update(config.kafka_bootstrap, config.topics.model_updates,
                               registry.model_update(2, "candidate"))  # fmt: skip
-            assert until(lambda: 2 in vs.versions())  # the worker prepared v2, and holds
+            assert until(lambda: 2 in vs.versions(), WAIT_S)  # the worker prepared v2, and holds
 
             runner = threading.Thread(target=run_backfill, daemon=True)
             runner.start()
-            assert until(lambda: read_graph.is_set() or group.waiting.is_set())
+            assert until(lambda: read_graph.is_set() or group.waiting.is_set(), WAIT_S)
 
             # Prepared, not committed: pins streamed now are written to v1 only.
             window = new_pins(config, prefix, BEFORE, WINDOW)

@@ -129,6 +129,12 @@ def read_answer(sock: socket.socket, then_end: bool = True) -> Answer:
     return Answer(int(status_line.split()[1]), headers, rest[:length], closed)
 
 
+def multipart_head(**framing: str | int) -> bytes:
+    """An image search upload's request head; `framing` is its Content-Length or chunking."""
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    return request_head("/search/image", Content_Type=content_type, **framing)
+
+
 def exchange(address: tuple[str, int], head: bytes, body: Iterable[bytes] = ()) -> Answer:
     """Write the request head and the whole body, and only then read the answer."""
     with socket.create_connection(address, timeout=READ_TIMEOUT_S) as sock:
@@ -142,12 +148,7 @@ def test_a_30_mb_multipart_upload_sent_whole_gets_its_413_then_the_connection_cl
     api: tuple[str, int],
 ) -> None:
     length, body = multipart(UPLOAD)
-    head = request_head(
-        "/search/image",
-        Content_Type=f"multipart/form-data; boundary={BOUNDARY}",
-        Content_Length=length,
-    )
-    answer = exchange(api, head, body)
+    answer = exchange(api, multipart_head(Content_Length=length), body)
     problem = answer.problem(413, "upload-too-large")
     assert problem["limit"] == CAP and problem["instance"] == "/search/image"
     assert answer.headers["connection"] == "close" and answer.closed
@@ -157,12 +158,7 @@ def test_a_chunked_upload_without_content_length_is_cut_at_the_cap_and_answered(
     api: tuple[str, int],
 ) -> None:
     _, body = multipart(UPLOAD)
-    head = request_head(
-        "/search/image",
-        Content_Type=f"multipart/form-data; boundary={BOUNDARY}",
-        Transfer_Encoding="chunked",
-    )
-    answer = exchange(api, head, chunked(body))
+    answer = exchange(api, multipart_head(Transfer_Encoding="chunked"), chunked(body))
     assert answer.problem(413, "upload-too-large")["limit"] == CAP
     assert answer.headers["connection"] == "close" and answer.closed
 
