@@ -53,11 +53,18 @@ from streams.models import check_start_version, registry_versions
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.ports import StoreFactory
 from streams.retry import retry_transient
+from streams.routes import Delivery, Route, group_inputs, routes
 from streams.worker import BatchOutcome, PinWorker, Submission
 from vector_store.errors import LiteDirectoryLocked
 from vector_store.milvus_io import lite_directory_locked
 
 log = structlog.get_logger(__name__)
+
+
+def handler_of(worker: PinWorker, route: Route) -> Any:
+    """The PinWorker method a route names (checked for every route by tests/unit/test_routes)."""
+    assert route.handler is not None, f"{route.topic_field} is an output, not an input"
+    return getattr(worker, route.handler)
 
 
 def source_record(event: Any) -> SourceRecord:
@@ -113,10 +120,15 @@ def create_app(
     )
     app.pin_worker = worker  # type: ignore[attr-defined]
     app.sensors.add(CommitTimer())
-    created = app.topic(topics.created, value_serializer="raw")
-    repinned = app.topic(topics.repinned, value_serializer="raw")
-    embedded = app.topic(topics.embedded, value_serializer="raw")
-    dlq = app.topic(topics.dlq, value_serializer="raw")
+    channels = {  # every topic of the route table, with its partition count
+        route.topic_field: app.topic(
+            route.topic(topics),
+            value_serializer="raw",
+            partitions=route.partitions(config.topic_partitions),
+        )
+        for route in routes()
+    }
+    embedded, dlq = channels["embedded"], channels["dlq"]
     processed: dict[tuple[str, int], int] = {}  # next offset per partition, for the lag gauge
 
     async def publish(outcome: BatchOutcome) -> None:
@@ -135,42 +147,53 @@ def create_app(
             message = event.message
             processed[(message.topic, message.partition)] = message.offset + 1
 
-    @app.agent(created)
-    async def new_pins(stream: Any) -> None:
-        """Pipelined: a batch is fetched, decoded and encoded while the previous one is written
-        and the one before is published and acked — acks stay in order, after the writes.
+    def pipelined(route: Route) -> None:
+        async def consume(stream: Any) -> None:
+            """Pipelined: a batch is fetched, decoded and encoded while the previous one is
+            written and the one before is published and acked — acks stay in order, after the
+            writes.
 
-        Records go into the pipeline one by one as Faust hands them over (`noack()`: nothing is
-        acked but by `finish`); the pipeline's first stage takes whatever is waiting as one
-        batch, so there is no batching window to wait out when idle and no timer waking the
-        agent, and batches grow by themselves under load."""
-        await worker.ready.wait()
+            Records go into the pipeline one by one as Faust hands them over (`noack()`:
+            nothing is acked but by `finish`); the pipeline's first stage takes whatever is
+            waiting as one batch, so there is no batching window to wait out when idle and no
+            timer waking the agent, and batches grow by themselves under load."""
+            await worker.ready.wait()
 
-        async def finish(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
-            await publish(
-                BatchOutcome(
-                    [e for o in outcomes for e in o.embedded], [d for o in outcomes for d in o.dead]
+            async def finish(submissions: list[Submission], outcomes: list[BatchOutcome]) -> None:
+                await publish(
+                    BatchOutcome(
+                        [e for o in outcomes for e in o.embedded],
+                        [d for o in outcomes for d in o.dead],
+                    )
                 )
-            )
-            for submission in submissions:
-                await ack_all(stream, submission.token)
+                for submission in submissions:
+                    await ack_all(stream, submission.token)
 
-        async with worker.new_pin_pipeline(finish) as pipeline:
-            async for event in stream.noack().events():
-                await pipeline.submit(Submission([source_record(event)], (event,)))
+            async with handler_of(worker, route)(finish) as pipeline:
+                async for event in stream.noack().events():
+                    await pipeline.submit(Submission([source_record(event)], (event,)))
 
-    @app.agent(repinned)
-    async def repins(stream: Any) -> None:
-        async for events in stream.noack_take(config.batch_max * 4, within=config.batch_within_s):
-            outcome = await worker.handle_repins([source_record(e) for e in events])
-            await publish(outcome)
-            await ack_all(stream, events)
+        app.agent(channels[route.topic_field], name=f"pinclip.{route.topic_field}")(consume)
+
+    def batched(route: Route) -> None:
+        async def consume(stream: Any) -> None:
+            handle = handler_of(worker, route)
+            batches = stream.noack_take(config.batch_max * 4, within=config.batch_within_s)
+            async for events in batches:
+                await publish(await handle([source_record(e) for e in events]))
+                await ack_all(stream, events)
+
+        app.agent(channels[route.topic_field], name=f"pinclip.{route.topic_field}")(consume)
+
+    for route in routes(Delivery.PIPELINED):
+        pipelined(route)
+    for route in routes(Delivery.BATCHED):
+        batched(route)
 
     @app.task
     async def start_worker() -> None:
-        for topic in (created, repinned, embedded, dlq):
-            await topic.maybe_declare()
-        await app.topic(topics.model_updates, partitions=1).maybe_declare()
+        for channel in channels.values():
+            await channel.maybe_declare()
         if config.metrics_port:
             metrics.serve_metrics(config.metrics_port, config.metrics_host)
         try:
@@ -179,9 +202,12 @@ def create_app(
             log.error("worker_start_failed", error=short_detail(exc))
             raise  # crashes the app: exit 1 with that one line as the reason
 
+    broadcast = {r.topic(topics): handler_of(worker, r) for r in routes(Delivery.BROADCAST)}
+
     @app.task
-    async def follow_model_updates() -> None:
-        """Replay model.updates to its end before opening the pin handlers, then follow it."""
+    async def follow_broadcasts() -> None:
+        """Replay the broadcast topics (model.updates) to their end before opening the pin
+        handlers, then follow them."""
         await worker.started.wait()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=config.kafka_bootstrap, group_id=None, enable_auto_commit=False
@@ -190,8 +216,9 @@ def create_app(
         try:
             await consumer.topics()  # refresh metadata
             partitions = [
-                TopicPartition(topics.model_updates, p)
-                for p in consumer.partitions_for_topic(topics.model_updates) or {0}
+                TopicPartition(topic, p)
+                for topic in broadcast
+                for p in consumer.partitions_for_topic(topic) or {0}
             ]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
@@ -203,27 +230,26 @@ def create_app(
             while not await caught_up():
                 for messages in (await consumer.getmany(timeout_ms=500)).values():
                     for message in messages:
-                        await apply_model_update(message)
+                        await apply_broadcast(message)
             worker.ready.set()
             log.info("worker_ready", model_versions=list(worker.models.targets()))
             async for message in consumer:
-                await apply_model_update(message)
+                await apply_broadcast(message)
         finally:
             await consumer.stop()
 
-    async def apply_model_update(message: Any) -> None:
+    async def apply_broadcast(message: Any) -> None:
         record = SourceRecord(message.topic, message.partition, message.offset, message.value)
-        await publish(await worker.handle_model_update(record))
+        await publish(await broadcast[message.topic](record))
 
     lags: dict[tuple[str, int], int] = {}  # latest lag per input partition held now
+    grouped = set(group_inputs(topics))
 
     @app.timer(interval=1.0)
     async def report_lag() -> None:
         stages.label_threads()  # per-thread CPU readable from outside, by role
         consumer = app.consumer
-        inputs = [
-            tp for tp in consumer.assignment() if tp.topic in (topics.created, topics.repinned)
-        ]
+        inputs = [tp for tp in consumer.assignment() if tp.topic in grouped]
         current = await partition_lags(consumer, inputs, processed)
         lags.clear()  # a partition revoked by a rebalance is another worker's lag now
         lags.update(current)

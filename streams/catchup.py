@@ -19,6 +19,7 @@ from kafka.errors import KafkaError
 
 from streams.config import Topics
 from streams.events import DeadLetter, PinEmbedded
+from streams.routes import group_inputs, outputs
 
 Offsets = Mapping[TopicPartition, int]
 
@@ -71,12 +72,13 @@ class GroupCatchUp:
         return dict(self._consumer.end_offsets(partitions)) if partitions else {}
 
     def inputs_end(self) -> dict[TopicPartition, int]:
+        """End offsets of the topics the worker's group reads (streams.routes)."""
         self._consumer.topics()  # refresh metadata: topics may have just been created
-        return self.end_offsets([self.topics.created, self.topics.repinned])
+        return self.end_offsets(group_inputs(self.topics))
 
     def outputs_end(self) -> dict[TopicPartition, int]:
         self._consumer.topics()
-        return self.end_offsets([self.topics.embedded, self.topics.dlq])
+        return self.end_offsets(outputs(self.topics))
 
     def committed(self) -> dict[TopicPartition, int]:
         """The group's committed offsets; empty while the group has none or its coordinator

@@ -191,11 +191,15 @@ class EmbedWritePath:
         decoder: Decoder | None = None,
         policy: RetryPolicy | None = None,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+        graph_writer: GraphWriter | None = None,
     ) -> None:
+        """`graph_writer`: one shared with other writers of the graph (the worker's repins),
+        so their writes coalesce; its owner closes it. Without it the path has its own."""
         self.vectors = vectors
         self.policy = policy or RetryPolicy()
         self.decoder = decoder or Decoder()
-        self.graph = GraphWriter(graph, self.policy)
+        self._owns_graph = graph_writer is None
+        self.graph = graph_writer or GraphWriter(graph, self.policy)
         self.max_request_bytes = max_request_bytes
         self._milvus_pool = ThreadPoolExecutor(2, thread_name_prefix="milvus")
 
@@ -336,6 +340,7 @@ class EmbedWritePath:
         return attempt
 
     async def close(self) -> None:
-        await self.graph.close()
+        if self._owns_graph:
+            await self.graph.close()
         self.decoder.close()
         self._milvus_pool.shutdown(wait=False)

@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 from pydantic import ValidationError
 
+from graph_store.models import Save
 from streams.errors import DeterministicError
 from streams.events import (
     DeadLetter,
@@ -175,24 +176,14 @@ def latest_per_key(items: Sequence[T], key: Callable[[T], Hashable]) -> list[T]:
     return list(latest.values())
 
 
-# --- repin write plans (store-neutral: mapped onto graph_store.Save by the worker) ------------
+# --- repin write plans ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SaveWrite:
-    pin_id: str
-    board_id: str
-    user_id: str
-    ts: datetime
-
-
-def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[SaveWrite]:
+def plan_repin_writes(repins: Sequence[Accepted[Repin]]) -> list[Save]:
     """Every save of the batch, repeats included: the graph store coalesces them per edge
     (distinct savers, earliest and latest time), which keeping one save per (pin, board) here
     would lose. MERGE makes replays harmless."""
-    return [
-        SaveWrite(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins
-    ]
+    return [Save(a.event.pin_id, a.event.board_id, a.event.user_id, a.event.ts) for a in repins]
 
 
 # --- model versions and the dual-write rule ----------------------------------------------------

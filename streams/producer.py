@@ -13,12 +13,14 @@ from typing import Any
 from kafka import KafkaProducer
 
 from streams.config import Topics
-from streams.events import Event, ModelUpdate, NewPin, Repin
+from streams.events import Event
+from streams.routes import route_of
 
 
 class EventProducer:
-    """`with EventProducer(bootstrap) as p: p.send(NewPin(...))` — routes each event type to
-    its topic; `flush()` (or leaving the block) waits until Kafka has acknowledged everything."""
+    """`with EventProducer(bootstrap) as p: p.send(NewPin(...))` — sends each event to its
+    type's topic (the route table, streams.routes); `flush()` (or leaving the block) waits
+    until Kafka has acknowledged everything."""
 
     def __init__(self, bootstrap: str, topics: Topics | None = None, **kafka: Any) -> None:
         self.topics = topics or Topics()
@@ -27,13 +29,8 @@ class EventProducer:
         self._producer = KafkaProducer(bootstrap_servers=bootstrap, **options)
 
     def topic_for(self, event: Event) -> str:
-        if isinstance(event, NewPin):
-            return self.topics.created
-        if isinstance(event, Repin):
-            return self.topics.repinned
-        if isinstance(event, ModelUpdate):
-            return self.topics.model_updates
-        raise TypeError(f"no input topic for {type(event).__name__}")
+        """The input topic of the event's type (streams.routes); TypeError for an output."""
+        return route_of(type(event)).topic(self.topics)
 
     def send(self, event: Event, topic: str | None = None) -> None:
         key = getattr(event, "pin_id", None)

@@ -14,16 +14,15 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streams.config import WorkerConfig
+from streams.routes import topic_partitions
 
 log = structlog.get_logger(__name__)
 
 
 def wanted_topics(config: WorkerConfig) -> dict[str, int]:
-    """Topic → partitions. model.updates has one partition: updates apply in order."""
-    t = config.topics
-    topics = {name: config.topic_partitions for name in (t.created, t.repinned, t.embedded, t.dlq)}
-    topics[t.model_updates] = 1
-    return topics
+    """Topic → partitions, for every route (streams.routes). model.updates has one partition:
+    updates apply in order."""
+    return topic_partitions(config.topics, config.topic_partitions)
 
 
 def ensure_topics(config: WorkerConfig, timeout_s: float = 120.0) -> list[str]:

@@ -28,7 +28,8 @@ from streams.content import ContentFetcher, ContentStore
 from streams.decode import Decoder
 from streams.embedwrite import EmbedWritePath
 from streams.errors import as_deterministic, classify, short_detail
-from streams.events import ModelUpdate, Repin
+from streams.events import ModelUpdate
+from streams.graph_writes import GraphWriter
 from streams.models import (
     ModelSet,
     check_start_version,
@@ -37,15 +38,10 @@ from streams.models import (
     version_uri,
 )
 from streams.new_pins import BatchOutcome, NewPinHandler, Prepared, Submission
-from streams.pipeline import (
-    RetryPolicy,
-    SourceRecord,
-    parse_records,
-    plan_repin_writes,
-    rejected,
-)
+from streams.pipeline import RetryPolicy, SourceRecord, parse_records, rejected
 from streams.pipelining import StagedPipeline, SwapGate
 from streams.ports import GraphSink, StoreFactory, VectorSink
+from streams.repins import RepinHandler
 from streams.retry import retry_blocking, retry_transient
 from streams.writers import new_writer_id
 
@@ -90,6 +86,7 @@ class PinWorker:
         self.ready = asyncio.Event()  # and caught up with model.updates: pins may flow
         self._swap_lock = SwapGate()  # `async with` = a swap; batches enter/leave it
         self.new_pins: NewPinHandler | None = None  # once started (needs the stores)
+        self.repins: RepinHandler | None = None
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # for live progress
         self.counts = {"pins_in": 0, "repins_in": 0, "embedded": 0, "dead": 0}
 
@@ -127,13 +124,17 @@ class PinWorker:
         await asyncio.to_thread(self._vector_store.ensure_version, version)
         if live is None:  # a fresh system: an empty collection is complete, make it live
             await asyncio.to_thread(self._vector_store.switch_alias, version)
+        # One Neo4j writer for both inputs: new pins and repins coalesce into one transaction.
+        self.graph_writer = GraphWriter(self._graph_store, self.retry)
         self.path = EmbedWritePath(
             self._vector_store,
             self._graph_store,
             decoder=Decoder(cfg.decode_workers, processes=cfg.decode_processes),
             policy=self.retry,
             max_request_bytes=cfg.max_request_bytes,
+            graph_writer=self.graph_writer,
         )
+        self.repins = RepinHandler(self.graph_writer)
         self.new_pins = NewPinHandler(
             self.path,
             self.models,
@@ -150,6 +151,7 @@ class PinWorker:
     async def close(self) -> None:
         if self.new_pins is not None:
             await self.path.close()
+            await self.graph_writer.close()
         await self.fetcher.aclose()
         await self.models.close()
         for store in (self._vector_store, self._graph_store):
@@ -212,15 +214,8 @@ class PinWorker:
         metrics.EVENTS_IN.labels("repin").inc(len(records))
         metrics.BATCH_SIZE.labels("repin").observe(len(records))
         self.counts["repins_in"] += len(records)
-        accepted, dead = parse_records(records, Repin)
-        saves = plan_repin_writes(accepted)
-        _, refused = await self.path.graph.write([], [_save(s) for s in saves])
-        metrics.EVENTS_OUT.labels("save").inc(sum(1 for s in saves if s.pin_id not in refused))
-        for item in accepted:  # every record of a refused pin's saves in this batch
-            why = refused.get(item.event.pin_id)
-            if why is not None:
-                dead.append(rejected(item.record, why, item.event.pin_id))
-        outcome = BatchOutcome(dead=dead)
+        assert self.repins is not None  # set by start(), before `ready`
+        outcome = await self.repins.handle(records)
         self._count_outcome(outcome)
         return outcome
 
@@ -305,12 +300,6 @@ class PinWorker:
                 stage=letter.stage,
                 reason=letter.reason,
             )
-
-
-def _save(save: Any) -> Any:
-    from graph_store import Save
-
-    return Save(save.pin_id, save.board_id, save.user_id, save.ts)
 
 
 def _no_loader(directory: Path) -> Any:
