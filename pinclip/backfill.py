@@ -39,7 +39,9 @@ from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
 
 if TYPE_CHECKING:
+    from graph_store import GraphStore
     from streams.content import FetchPolicy
+    from vector_store.backend import VectorVersions
 
 log = structlog.get_logger("backfill")
 
@@ -169,7 +171,7 @@ async def _fill(fill: _Fill, chunks: Iterator[list[Any]]) -> None:
 
 
 def _chunks(
-    graph: Any, state: BackfillState, page_size: int, batch_size: int, id_prefix: str
+    graph: GraphStore, state: BackfillState, page_size: int, batch_size: int, id_prefix: str
 ) -> Iterator[list[Any]]:
     for page in graph.iter_pins(page_size, id_prefix=id_prefix):
         todo = [p for p in page if p.pin_id > state.last_pin_id and p.image_uri]
@@ -198,8 +200,8 @@ class BackfillOptions:
 def backfill(
     version: int,
     model_dir: Path,
-    graph: Any,
-    vectors: Any,
+    graph: GraphStore,
+    vectors: VectorVersions,
     state_dir: Path,
     *,
     batch_size: int = 64,
@@ -258,8 +260,8 @@ async def _writers_ready(version: int, options: BackfillOptions) -> None:
 async def _backfill(
     version: int,
     model_dir: Path,
-    graph: Any,
-    vectors: Any,
+    graph: GraphStore,
+    vectors: VectorVersions,
     state_dir: Path,
     options: BackfillOptions,
 ) -> BackfillReport:
@@ -306,8 +308,8 @@ async def _open_encoder(model_dir: Path, options: BackfillOptions) -> BatchEmbed
 
 async def _fill_version(
     version: int,
-    graph: Any,
-    vectors: Any,
+    graph: GraphStore,
+    vectors: VectorVersions,
     state_dir: Path,
     encoder: BatchEmbedder,
     options: BackfillOptions,

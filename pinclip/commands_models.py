@@ -12,11 +12,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from pinclip.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.writers import WriterCheck
+    from vector_store.backend import VectorVersions
 
 app = typer.Typer(add_completion=False)
 
@@ -222,7 +226,7 @@ def backfill_cmd(
     typer.echo(json.dumps(report.__dict__))
 
 
-def _check_backfill_target(vectors: Any, version: int) -> None:
+def _check_backfill_target(vectors: VectorVersions, version: int) -> None:
     """Refuse the live version."""
     from pinclip.errors import UserError
 
@@ -234,7 +238,7 @@ def _check_backfill_target(vectors: Any, version: int) -> None:
         )
 
 
-def _writers(settings: Settings, vectors: Any) -> Any:
+def _writers(settings: Settings, vectors: VectorVersions) -> WriterCheck:
     """The stream's workers as the backfill sees them: their consumer group and their marks."""
     from streams.writers import GroupWriters
 

@@ -4,11 +4,15 @@ group over Kafka partitions (pinclip.reembed)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from pinclip.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from streams.writers import WriterCheck
+    from vector_store.backend import VectorVersions
 
 app = typer.Typer(add_completion=False)
 
@@ -16,13 +20,13 @@ app = typer.Typer(add_completion=False)
 def group_backfill(
     settings: Settings,
     version: int,
-    vectors: Any,
+    vectors: VectorVersions,
     workers: int,
     item_size: int,
     switch: bool,
     id_prefix: str,
     on_switched: Callable[[int], None],
-    writers: Any,
+    writers: WriterCheck | None,
     writers_timeout_s: float,
 ) -> Any:
     """Plan, run `workers` members here, wait for the group, move the alias."""

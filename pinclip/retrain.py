@@ -14,12 +14,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
 from trainer.promotion import METRIC, PromotionDecision, decide_promotion
+
+if TYPE_CHECKING:
+    from graph_store import GraphStore
+    from streams.writers import WriterCheck
+    from vector_store.backend import VectorVersions
 
 log = structlog.get_logger("retrain")
 
@@ -102,8 +107,8 @@ class RetrainDeps:
     """What a round talks to; tests substitute prefixes and small configs."""
 
     registry: Any  # pinclip.registry.ModelRegistry
-    graph: Any  # graph_store.GraphStore
-    vectors: Any  # vector_store.VectorStore
+    graph: GraphStore
+    vectors: VectorVersions
     publish: Callable[[Any], None]  # sends a ModelUpdate
     state_dir: Path
     id_prefix: str = ""
@@ -112,7 +117,7 @@ class RetrainDeps:
     # The stream's workers (streams.writers.WriterCheck, e.g. GroupWriters): the backfill waits
     # up to worker_wait_s for each of them to write the candidate — the same rule as
     # `pinclip backfill`. None: no stream runs (tests, an offline system).
-    writers: Any = None
+    writers: WriterCheck | None = None
     worker_wait_s: float = 120.0
 
 

@@ -1,6 +1,7 @@
 """What `streams` needs from the other packages, as `Protocol`s instead of `Any`.
 
-`vector_store.VectorStore`, `graph_store.GraphStore` and `encoder.service.EncoderService`
+The vector side is a slice of `vector_store.backend.VectorBackend` (one contract, sliced per
+caller). `vector_store.VectorStore`, `graph_store.GraphStore` and `encoder.service.EncoderService`
 satisfy these structurally; tests and benchmarks may pass anything else that does. Every method
 either succeeds, or raises something `streams.errors.classify` sorts (a store's "unavailable"
 error is transient; a store's other errors and `ValueError` for a refused row are
@@ -15,17 +16,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from vector_store.backend import VectorWrites
 
-@runtime_checkable
-class VectorSink(Protocol):
-    """Milvus as the stream sees it: one collection per model version (blocking calls)."""
-
-    def ensure_version(self, version: int) -> str: ...
-    def live_version(self) -> int | None: ...
-    def switch_alias(self, version: int, expected_count: int | None = None) -> Any: ...
-    def upsert(self, version: int, pins: Sequence[Any]) -> int: ...
-    def mark_writer(self, version: int, writer: str) -> None: ...  # streams.writers
-    def close(self) -> None: ...
+# Milvus as the stream sees it: the stream's slice of the one vector contract.
+VectorSink = VectorWrites
 
 
 @runtime_checkable

@@ -7,33 +7,16 @@ change without touching a handler, and tests pass the real stores they set up.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
+from vector_store.backend import VectorReads
 
-class VectorReader(Protocol):
-    """The read side of vector_store.VectorStore."""
-
-    @property
-    def backend(self) -> str: ...
-
-    def live_version(self) -> int | None: ...
-
-    def search(
-        self,
-        vector: Any,
-        k: int = 10,
-        filter: str | None = None,
-        version: int | None = None,
-        consistency: str | None = None,
-    ) -> list[Any]: ...
-
-    def get(
-        self, pin_ids: Iterable[str], version: int | None = None, consistency: str | None = None
-    ) -> list[Any]: ...
+# The read side of vector_store.VectorStore: the API's slice of the one vector contract.
+VectorReader = VectorReads
 
 
 class GraphReader(Protocol):
