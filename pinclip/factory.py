@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from streams import stages
+from streams import defaults, stages
 from streams.models import manifest_dim, registry_versions, version_uri
 
 if TYPE_CHECKING:
@@ -46,18 +46,18 @@ def _reveal(value: Any) -> str:
 class StoreConfig:
     """What it takes to reach the stores and load a model; built from settings or a config."""
 
-    milvus_uri: str = "var/milvus.db"
+    milvus_uri: str = defaults.MILVUS_URI
     milvus_token: str = ""
-    milvus_alias: str = "pins"
-    milvus_prefix: str = "pins_v"
-    milvus_consistency: str = "Strong"
-    neo4j_uri: str = "bolt://127.0.0.1:7687"
-    neo4j_user: str = "neo4j"
+    milvus_alias: str = defaults.MILVUS_ALIAS
+    milvus_prefix: str = defaults.MILVUS_PREFIX
+    milvus_consistency: str = defaults.MILVUS_CONSISTENCY
+    neo4j_uri: str = defaults.NEO4J_URI
+    neo4j_user: str = defaults.NEO4J_USER
     neo4j_password: str = ""
-    neo4j_database: str = "neo4j"
-    registry_url: str = "var/registry"
-    onnx_provider: str = "auto"
-    onnx_threads: int = 1
+    neo4j_database: str = defaults.NEO4J_DATABASE
+    registry_url: str = defaults.REGISTRY_URL
+    onnx_provider: str = defaults.ONNX_PROVIDER
+    onnx_threads: int = defaults.ONNX_THREADS
     max_batch: int = 32
     max_delay_ms: float = 10.0
 

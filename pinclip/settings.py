@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams import defaults
+
 ConsistencyLevel = Literal["Strong", "Bounded", "Session", "Eventually"]
 
 
@@ -27,46 +29,57 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="Minimum log level.")
 
     # --- Kafka --------------------------------------------------------------------------------
-    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
-    topic_created: str = Field("pins.created", description="New-pin events.")
-    topic_repinned: str = Field("pins.repinned", description="Repin (save) events.")
-    topic_model_updates: str = Field("model.updates", description="Model hot-swap events.")
-    topic_embedded: str = Field("pins.embedded", description="Emitted once a pin is searchable.")
-    topic_dlq: str = Field("pins.dlq", description="Dead letters: payload, stage and reason.")
+    kafka_bootstrap: str = Field(defaults.KAFKA_BOOTSTRAP, description="Kafka bootstrap servers.")
+    topic_created: str = Field(defaults.TOPIC_CREATED, description="New-pin events.")
+    topic_repinned: str = Field(defaults.TOPIC_REPINNED, description="Repin (save) events.")
+    topic_model_updates: str = Field(
+        defaults.TOPIC_MODEL_UPDATES, description="Model hot-swap events."
+    )
+    topic_embedded: str = Field(
+        defaults.TOPIC_EMBEDDED, description="Emitted once a pin is searchable."
+    )
+    topic_dlq: str = Field(
+        defaults.TOPIC_DLQ, description="Dead letters: payload, stage and reason."
+    )
     topic_reembed: str = Field(
-        "pins.reembed",
+        defaults.TOPIC_REEMBED,
         description="Backfill work of a consumer group: `<this>.v<N>` and `<this>.v<N>.progress`.",
     )
-    consumer_group: str = Field("pinclip-worker", description="Kafka consumer group / Faust id.")
+    consumer_group: str = Field(
+        defaults.CONSUMER_GROUP, description="Kafka consumer group / Faust id."
+    )
 
     # --- Neo4j --------------------------------------------------------------------------------
-    neo4j_uri: str = Field("bolt://127.0.0.1:7687", description="Neo4j Bolt URI.")
-    neo4j_user: str = Field("neo4j", description="Neo4j user.")
+    neo4j_uri: str = Field(defaults.NEO4J_URI, description="Neo4j Bolt URI.")
+    neo4j_user: str = Field(defaults.NEO4J_USER, description="Neo4j user.")
     neo4j_password: SecretStr = Field(
         SecretStr(""), description="Neo4j password (empty: auth disabled, local only)."
     )
-    neo4j_database: str = Field("neo4j", description="Neo4j database name.")
+    neo4j_database: str = Field(defaults.NEO4J_DATABASE, description="Neo4j database name.")
 
     # --- Milvus -------------------------------------------------------------------------------
     milvus_uri: str = Field(
-        "var/milvus.db",
+        defaults.MILVUS_URI,
         description="Milvus URI: a local path runs milvus-lite; http://host:19530 a server.",
     )
     milvus_token: SecretStr = Field(SecretStr(""), description="Milvus token (user:password).")
-    milvus_alias: str = Field("pins", description="Alias queries go through.")
+    milvus_alias: str = Field(defaults.MILVUS_ALIAS, description="Alias queries go through.")
     milvus_consistency: str = Field(
-        "Strong", description="Milvus consistency level for searches (decides freshness)."
+        defaults.MILVUS_CONSISTENCY,
+        description="Milvus consistency level for searches (decides freshness).",
     )
 
     # --- model ----------------------------------------------------------------------------------
     registry_url: str = Field(
-        "var/registry", description="Model registry root (fsspec URL: local path, file://, s3://)."
+        defaults.REGISTRY_URL,
+        description="Model registry root (fsspec URL: local path, file://, s3://).",
     )
     model_version: int | None = Field(
         None, description="Model version to serve at start (default: newest in the registry)."
     )
     onnx_provider: str = Field(
-        "auto", description="onnxruntime provider: auto (CUDA when present), cuda or cpu."
+        defaults.ONNX_PROVIDER,
+        description="onnxruntime provider: auto (CUDA when present), cuda or cpu.",
     )
     max_batch: int = Field(32, description="Encoder micro-batch size.")
     max_delay_ms: float = Field(10.0, description="Longest wait to fill an encoder micro-batch.")
@@ -164,7 +177,8 @@ class Settings(BaseSettings):
 
     # --- stream throughput (issue 13: one embed-and-write path) ----------------------------------
     milvus_prefix: str = Field(
-        "pins_v", description="Milvus collection name prefix: one collection <prefix><N> per model."
+        defaults.MILVUS_PREFIX,
+        description="Milvus collection name prefix: one collection <prefix><N> per model.",
     )
     batch_max: int = Field(
         64, description="Most pins per embed-and-write batch (batches grow to it under load)."
@@ -174,7 +188,7 @@ class Settings(BaseSettings):
         False, description="Decode images in processes instead of threads of the worker."
     )
     onnx_threads: int = Field(
-        1,
+        defaults.ONNX_THREADS,
         description="onnxruntime threads per encoder batch (0: one per core). One core per batch "
         "was the most CPU-efficient on CPU (docs/BENCHMARKS.md); scale out with workers.",
     )

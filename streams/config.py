@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from streams import defaults
 from streams.content.policy import FetchPolicy
 from streams.content.store import content_root
 
@@ -18,12 +19,12 @@ SECRET_FIELDS = ("neo4j_password", "milvus_token")
 
 @dataclass(frozen=True)
 class Topics:
-    created: str = "pins.created"
-    repinned: str = "pins.repinned"
-    model_updates: str = "model.updates"
-    embedded: str = "pins.embedded"
-    dlq: str = "pins.dlq"
-    reembed: str = "pins.reembed"  # backfill work: `<reembed>.v<N>` and `<reembed>.v<N>.progress`
+    created: str = defaults.TOPIC_CREATED
+    repinned: str = defaults.TOPIC_REPINNED
+    model_updates: str = defaults.TOPIC_MODEL_UPDATES
+    embedded: str = defaults.TOPIC_EMBEDDED
+    dlq: str = defaults.TOPIC_DLQ
+    reembed: str = defaults.TOPIC_REEMBED
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -38,27 +39,27 @@ def _no_secret() -> SecretStr:
 
 @dataclass(frozen=True)
 class WorkerConfig:
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: str = defaults.KAFKA_BOOTSTRAP
     topics: Topics = field(default_factory=Topics)
-    consumer_group: str = "pinclip-worker"
+    consumer_group: str = defaults.CONSUMER_GROUP
     topic_partitions: int = 4  # of the topics the worker creates: the most workers of a group
     topic_replication: int = 1  # replication factor of the topics the worker creates
     session_timeout_s: float = 60.0  # a crashed worker's partitions move after this long
     # stores
-    neo4j_uri: str = "bolt://127.0.0.1:7687"
-    neo4j_user: str = "neo4j"
+    neo4j_uri: str = defaults.NEO4J_URI
+    neo4j_user: str = defaults.NEO4J_USER
     neo4j_password: SecretStr = field(default_factory=_no_secret)  # a str is wrapped
-    neo4j_database: str = "neo4j"
-    milvus_uri: str = "var/milvus.db"
+    neo4j_database: str = defaults.NEO4J_DATABASE
+    milvus_uri: str = defaults.MILVUS_URI
     milvus_token: SecretStr = field(default_factory=_no_secret)
-    milvus_alias: str = "pins"
-    milvus_consistency: str = "Strong"
-    milvus_prefix: str = "pins_v"  # collection name prefix (unique per test run)
+    milvus_alias: str = defaults.MILVUS_ALIAS
+    milvus_consistency: str = defaults.MILVUS_CONSISTENCY
+    milvus_prefix: str = defaults.MILVUS_PREFIX  # collection name prefix (unique per test run)
     # model
-    registry_url: str = "var/registry"
+    registry_url: str = defaults.REGISTRY_URL
     model_version: int | None = None
-    onnx_provider: str = "auto"
-    onnx_threads: int = 1  # onnxruntime intra-op threads per batch; 0: one per core
+    onnx_provider: str = defaults.ONNX_PROVIDER
+    onnx_threads: int = defaults.ONNX_THREADS  # onnxruntime threads per batch; 0: one per core
     max_batch: int = 32
     max_delay_ms: float = 10.0
     # stream

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
+from pinclip.factory import StoreConfig
 from pinclip.settings import Settings
+from streams import defaults
+from streams.config import Topics, WorkerConfig
+from vector_store.naming import VersionNaming
 
 
 def load() -> Settings:
@@ -86,3 +91,49 @@ def test_defaults_run_locally_without_any_server_config() -> None:
 def test_every_setting_is_documented() -> None:
     undocumented = [n for n, f in Settings.model_fields.items() if not f.description]
     assert undocumented == []
+
+
+def _same_named_defaults(config_type: type) -> dict[str, tuple[object, object]]:
+    """Field → (Settings default, config default) for every field both have."""
+    settings = Settings.model_fields
+    found = {}
+    for field in dataclasses.fields(config_type):
+        if field.name in settings and field.default is not dataclasses.MISSING:
+            default = settings[field.name].default
+            if isinstance(default, SecretStr):
+                default = default.get_secret_value()
+            found[field.name] = (default, field.default)
+    return found
+
+
+@pytest.mark.parametrize("config_type", [WorkerConfig, StoreConfig])
+def test_settings_and_configs_share_their_defaults(config_type: type) -> None:
+    pairs = _same_named_defaults(config_type)
+    assert {"milvus_prefix", "milvus_alias", "neo4j_uri", "registry_url"} <= set(pairs)
+    assert {name: s for name, (s, c) in pairs.items() if s != c} == {}
+
+
+def test_default_settings_name_the_default_topics() -> None:
+    assert WorkerConfig.from_settings(load()).topics == Topics()
+
+
+def test_each_default_is_written_once() -> None:
+    """The deployment defaults appear as literals only in streams/defaults.py (and the
+    vector store's own naming, which must agree)."""
+    assert (VersionNaming.prefix, VersionNaming.alias) == (
+        defaults.MILVUS_PREFIX,
+        defaults.MILVUS_ALIAS,
+    )
+    repo = Path(__file__).resolve().parents[2]
+    literals = [defaults.KAFKA_BOOTSTRAP, defaults.NEO4J_URI, defaults.REGISTRY_URL]
+    literals += [defaults.MILVUS_PREFIX, defaults.CONSUMER_GROUP, defaults.TOPIC_CREATED]
+    packages = ["pinclip", "streams", "encoder", "graph_store", "vector_store", "trainer"]
+    where: dict[str, list[str]] = {}
+    for package in packages:
+        for path in (repo / package).rglob("*.py"):
+            text = path.read_text()
+            for literal in literals:
+                if f'"{literal}"' in text:
+                    where.setdefault(literal, []).append(str(path.relative_to(repo)))
+    allowed = {"streams/defaults.py", "vector_store/naming.py"}
+    assert {k: v for k, v in where.items() if set(v) - allowed} == {}
