@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -40,6 +40,10 @@ from streams.graph_writes import GraphWriter
 from streams.pipeline import RetryPolicy
 from streams.ports import BatchEmbedder, GraphSink, VectorSink
 from streams.retry import isolate_refused, retry_transient
+
+if TYPE_CHECKING:  # annotations only: vector_store loads pymilvus, imported where rows are built
+    from graph_store.models import PinNode, Save
+    from vector_store.records import PinVector
 
 T = TypeVar("T")
 DEFAULT_MAX_REQUEST_BYTES = 4 * 1024 * 1024  # well under gRPC's and Milvus's message caps
@@ -76,7 +80,7 @@ class PinRecord:
         )
 
     @classmethod
-    def from_node(cls, node: Any, default_created_at: datetime) -> PinRecord:
+    def from_node(cls, node: PinNode, default_created_at: datetime) -> PinRecord:
         """A stored graph_store.PinNode (for re-embedding); its edges are already there."""
         return cls(
             node.pin_id,
@@ -88,7 +92,7 @@ class PinRecord:
             bool(node.is_ad),
         )
 
-    def node(self, written_at: datetime | None = None) -> Any:
+    def node(self, written_at: datetime | None = None) -> PinNode:
         """The graph node; a streamed pin's carries `written_at` as its embedded_at (the graph
         keeps the first one), a re-embedded pin's leaves it as it was."""
         from graph_store import PinNode
@@ -104,14 +108,14 @@ class PinRecord:
             embedded_at=written_at if self.streamed else None,
         )
 
-    def first_save(self) -> Any | None:
+    def first_save(self) -> Save | None:
         from graph_store import Save
 
         if self.board_id is None or self.user_id is None:
             return None
         return Save(self.pin_id, self.board_id, self.user_id, self.created_at)
 
-    def vector_row(self, version: int, vector: np.ndarray, boards: Sequence[str]) -> Any:
+    def vector_row(self, version: int, vector: np.ndarray, boards: Sequence[str]) -> PinVector:
         from vector_store import PinVector
 
         return PinVector(
@@ -157,7 +161,7 @@ class Written:
     written_at: datetime
 
 
-def row_bytes(row: Any) -> int:
+def row_bytes(row: PinVector) -> int:
     """Rough size of a Milvus row on the wire (vector, id, boards, content, scalars)."""
     boards = sum(len(b) + 8 for b in row.board_ids)
     return 4 * len(row.pin) + len(row.pin_id) + boards + len(row.title) + len(row.image_uri) + 64
@@ -310,7 +314,7 @@ class EmbedWritePath:
                 failed.append((job, why))
         return Written(written, versions, failed, utc_now())
 
-    async def _upsert(self, version: int, rows: list[Any]) -> dict[str, DeterministicError]:
+    async def _upsert(self, version: int, rows: list[PinVector]) -> dict[str, DeterministicError]:
         """Upsert one version's rows in byte-capped requests; returns the rows refused."""
         refused: dict[str, DeterministicError] = {}
         for chunk in chunks_by_bytes(rows, self.max_request_bytes, row_bytes):
@@ -318,17 +322,17 @@ class EmbedWritePath:
                 refused[row.pin_id] = why
         return refused
 
-    def _upsert_attempt(self, version: int) -> Callable[[list[Any]], Awaitable[None]]:
+    def _upsert_attempt(self, version: int) -> Callable[[list[PinVector]], Awaitable[None]]:
         loop = asyncio.get_running_loop()
 
-        def upsert(rows: list[Any]) -> None:
+        def upsert(rows: list[PinVector]) -> None:
             wall, cpu = time.perf_counter(), time.thread_time()
             self.vectors.upsert(version, rows)
             stages.record(
                 "milvus_write", len(rows), time.perf_counter() - wall, time.thread_time() - cpu
             )
 
-        async def attempt(rows: list[Any]) -> None:
+        async def attempt(rows: list[PinVector]) -> None:
             await retry_transient(
                 lambda: loop.run_in_executor(self._milvus_pool, upsert, rows),
                 sink="milvus",

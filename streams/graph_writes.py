@@ -16,9 +16,9 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from encoder.batcher import MicroBatcher
+from graph_store.models import PinNode, Save
 from streams import stages
 from streams.errors import DeterministicError, classify
 from streams.pipeline import RetryPolicy
@@ -32,8 +32,8 @@ Boards = dict[str, list[str]]
 class GraphWrite:
     """Pins and saves that must be written together (saves of a pin after the pin)."""
 
-    pins: tuple[Any, ...]
-    saves: tuple[Any, ...]
+    pins: tuple[PinNode, ...]
+    saves: tuple[Save, ...]
 
 
 class GraphWriter:
@@ -72,11 +72,11 @@ class GraphWriter:
         return results
 
     async def write(
-        self, pins: Sequence[Any], saves: Sequence[Any] = ()
+        self, pins: Sequence[PinNode], saves: Sequence[Save] = ()
     ) -> tuple[Boards, dict[str, DeterministicError]]:
         """Write pins (each with its saves); refused pins come back by id, saves of unknown
         pins (repins) are grouped under their pin id too."""
-        groups: dict[str, tuple[list[Any], list[Any]]] = {}
+        groups: dict[str, tuple[list[PinNode], list[Save]]] = {}
         for pin in pins:
             groups.setdefault(pin.pin_id, ([], []))[0].append(pin)
         for save in saves:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from graph_store.models import PinNode, Save
 from vector_store.backend import VectorWrites
 
 # Milvus as the stream sees it: the stream's slice of the one vector contract.
@@ -27,10 +28,10 @@ class GraphSink(Protocol):
     """Neo4j as the stream sees it: idempotent pin and save writes (blocking calls)."""
 
     def ensure_schema(self) -> None: ...
-    def upsert_pins(self, pins: Sequence[Any]) -> int: ...
-    def add_saves(self, saves: Sequence[Any]) -> int: ...
+    def upsert_pins(self, pins: Sequence[PinNode]) -> int: ...
+    def add_saves(self, saves: Sequence[Save]) -> int: ...
     def write_batch(
-        self, pins: Sequence[Any], saves: Sequence[Any] = ()
+        self, pins: Sequence[PinNode], saves: Sequence[Save] = ()
     ) -> dict[str, list[str]]: ...  # one transaction; returns each pin's boards
     def close(self) -> None: ...
 
@@ -86,3 +87,9 @@ class StoreFactory(Protocol):
     def vector_store(self, dim: int | None = None) -> VectorSink: ...
     def graph_store(self) -> GraphSink: ...
     def encoder_service(self, model_dir: Path) -> BatchEmbedder: ...
+
+
+if TYPE_CHECKING:  # mypy proves the real store keeps the stream's graph contract
+    from graph_store.store import GraphStore
+
+    _graph_store_is_a_sink: type[GraphSink] = GraphStore
