@@ -39,7 +39,8 @@ class FusionBlock(nn.Module):
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_bias)
         attended = attended.transpose(1, 2).reshape(batch, tokens, width)
         x = x + self.dropout(self.out(attended))
-        return x + self.dropout(self.mlp(self.norm2(x)))
+        out: Tensor = x + self.dropout(self.mlp(self.norm2(x)))  # nn.Module calls are untyped
+        return out
 
 
 class HybridFusion(nn.Module):
@@ -77,4 +78,5 @@ class HybridFusion(nn.Module):
         attn_bias = attn_bias.masked_fill(~keep, torch.finfo(x.dtype).min)[:, None, None, :]
         for block in self.blocks:
             x = block(x, attn_bias)
-        return self.norm(x[:, 0])
+        pooled: Tensor = self.norm(x[:, 0])
+        return pooled

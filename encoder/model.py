@@ -89,7 +89,8 @@ class PinClipModel(nn.Module):
     def image_tokens(self, pixel_values: Tensor) -> Tensor:
         """[B,3,S,S] → [B,1+P,Wv]; token 0 is the CLS token."""
         out = self.vision(pixel_values=pixel_values)
-        return out.last_hidden_state
+        tokens: Tensor = out.last_hidden_state  # transformers' outputs are untyped
+        return tokens
 
     def image_tokens_from(self, images: Tensor) -> Tensor:
         """Image tokens from pixels [B,3,S,S], or from a bank tower's cached fixed part [B,D]
@@ -100,7 +101,8 @@ class PinClipModel(nn.Module):
 
     def text_tokens(self, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
         out = self.text(input_ids=input_ids, attention_mask=attention_mask)
-        return out.last_hidden_state
+        tokens: Tensor = out.last_hidden_state
+        return tokens
 
     # --- heads --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
 
 if TYPE_CHECKING:
-    from graph_store import GraphStore
+    from graph_store import GraphStore, PinNode
     from streams.content import FetchPolicy
     from vector_store.backend import VectorVersions
 
@@ -87,12 +87,14 @@ def state_path(state_dir: Path, version: int, id_prefix: str = "") -> Path:
 
 
 async def load_images(
-    pins: Sequence[Any], load: Callable[[str], Awaitable[bytes]]
+    pins: Sequence[PinNode], load: Callable[[str], Awaitable[bytes]]
 ) -> list[bytes | DeterministicError]:
     """Each pin's image from the URI kept in the graph; one that cannot be had fails that pin
     (stage fetch), a bug propagates — the worker's rule for fetches."""
 
-    async def one(uri: str) -> bytes | DeterministicError:
+    async def one(uri: str | None) -> bytes | DeterministicError:
+        if not uri:
+            return DeterministicError("fetch", "no_image", "the pin has no image URI")
         try:
             return await load(uri)
         except Exception as exc:
@@ -107,7 +109,7 @@ async def encode_nodes(
     path: EmbedWritePath,
     version: int,
     encoder: BatchEmbedder,
-    nodes: Sequence[Any],
+    nodes: Sequence[PinNode],
     images: Sequence[bytes | DeterministicError],
 ) -> Encoded:
     """Graph nodes and their images through the embed path's encode step; a pin whose image
@@ -137,11 +139,11 @@ class _Fill:
     bar: Any
     load_image: Callable[[str], Awaitable[bytes]]
 
-    async def encode(self, chunk: list[Any]) -> tuple[list[Any], Encoded]:
+    async def encode(self, chunk: list[PinNode]) -> tuple[list[PinNode], Encoded]:
         images = await load_images(chunk, self.load_image)
         return chunk, await encode_nodes(self.path, self.version, self.encoder, chunk, images)
 
-    async def write(self, chunk: list[Any], encoded: Encoded) -> None:
+    async def write(self, chunk: list[PinNode], encoded: Encoded) -> None:
         """Write, then checkpoint: a restart resumes after the last chunk written."""
         written = await self.path.write(encoded)
         for job, why in written.failed:
@@ -155,7 +157,7 @@ class _Fill:
         self.bar.update(len(chunk))
 
 
-async def _fill(fill: _Fill, chunks: Iterator[list[Any]]) -> None:
+async def _fill(fill: _Fill, chunks: Iterator[list[PinNode]]) -> None:
     """Encode chunk N+1 while chunk N is written; checkpoints stay in order. On an error the
     write in flight still finishes (and is checkpointed) before the error propagates."""
     writing: asyncio.Task[None] | None = None
@@ -172,7 +174,7 @@ async def _fill(fill: _Fill, chunks: Iterator[list[Any]]) -> None:
 
 def _chunks(
     graph: GraphStore, state: BackfillState, page_size: int, batch_size: int, id_prefix: str
-) -> Iterator[list[Any]]:
+) -> Iterator[list[PinNode]]:
     for page in graph.iter_pins(page_size, id_prefix=id_prefix):
         todo = [p for p in page if p.pin_id > state.last_pin_id and p.image_uri]
         for start in range(0, len(todo), batch_size):

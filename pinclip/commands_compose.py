@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 import typer
 
 from pinclip.settings import get_settings
+
+if TYPE_CHECKING:
+    from pinclip.registry import ModelRegistry
 
 app = typer.Typer(add_completion=False)
 log = structlog.get_logger("pinclip.compose")
@@ -36,10 +39,10 @@ def bootstrap(
 ) -> None:
     """Register model v1 (trained on a generated dataset, kept at STATE_DIR/seed) when the
     registry is empty; do nothing when it already has a version."""
-    from pinclip.registry import ModelRegistry
+    from pinclip.factory import Factory
 
     settings = get_settings()
-    registry = ModelRegistry(settings.registry_url)
+    registry = Factory.from_settings(settings).registry()
     latest = registry.latest()
     if latest is not None:
         typer.echo(f"registry {settings.registry_url} has v{latest}: nothing to bootstrap")
@@ -57,7 +60,7 @@ def bootstrap(
 
 
 def _train_and_register(
-    registry: Any, data: Path, run_dir: Path, model: str, steps: int | None, seed: int
+    registry: ModelRegistry, data: Path, run_dir: Path, model: str, steps: int | None, seed: int
 ) -> int:
     from encoder.model import PinClipModel
     from trainer.config import TrainConfig

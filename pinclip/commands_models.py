@@ -8,41 +8,66 @@ The stores are imported inside each command, so registering these commands costs
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from pinclip.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from encoder.registry import RegistryReader
+    from graph_store import GraphStore
+    from pinclip.registry import ModelRegistry
+    from pinclip.retrain import Fill, RetrainDeps
+    from streams.events import ModelUpdate
     from streams.writers import WriterCheck
+    from vector_store import VectorStore
     from vector_store.backend import VectorVersions
 
 app = typer.Typer(add_completion=False)
 
 
-def _graph(settings: Settings) -> Any:
+def _graph(settings: Settings) -> GraphStore:
     from pinclip.factory import Factory
 
     return Factory.from_settings(settings).graph_store()
 
 
-def _vectors(settings: Settings, dim: int) -> Any:
+def _vectors(settings: Settings, dim: int) -> VectorStore:
     from pinclip.factory import Factory
 
     return Factory.from_settings(settings).vector_store(dim)
 
 
-def _publisher(settings: Settings) -> Any:
+def _registry(settings: Settings) -> ModelRegistry:
+    from pinclip.factory import Factory
+
+    return Factory.from_settings(settings).registry()
+
+
+def _publisher(settings: Settings) -> Callable[[ModelUpdate], None]:
     from pinclip.registry import send_model_update
 
     return lambda update: send_model_update(
         settings.kafka_bootstrap, settings.topic_model_updates, update
     )
+
+
+# The backfill as a consumer group (pinclip.reembed), for `backfill` and `retrain` alike.
+GroupWorkers = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        help="Backfill as a Kafka consumer group: plan pin-id ranges onto pins.reembed.vN and "
+        "start this many workers here (0: none here — run `pinclip backfill-worker` on other "
+        "machines). Left out: one process.",
+    ),
+]
+ItemSize = Annotated[int, typer.Option(min=1, help="Pins per work item (with --workers).")]
 
 
 class Stage(StrEnum):
@@ -76,10 +101,9 @@ def publish_cmd(
     Example: pinclip publish --run var/run      (a later model: then pinclip backfill --version N)
     """
     from pinclip.errors import UserError
-    from pinclip.registry import ModelRegistry
 
     settings = get_settings()
-    registry = ModelRegistry(settings.registry_url)
+    registry = _registry(settings)
     if run is not None:
         version = _register_run(registry, run, version)
         typer.echo(f"registered v{version} at {registry.version_url(version)}")
@@ -99,7 +123,7 @@ def publish_cmd(
         )
 
 
-def _register_run(registry: Any, run: Path, version: int | None) -> int:
+def _register_run(registry: ModelRegistry, run: Path, version: int | None) -> int:
     """Checks first (a model there, not registered yet, a free number), then registers."""
     from pinclip.errors import UserError
     from pinclip.registry import weights_sha256
@@ -161,14 +185,8 @@ def backfill_cmd(
         "once. No worker running: nothing to wait for.",
     ),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
-    workers: int | None = typer.Option(
-        None,
-        min=0,
-        help="Run the fill as a Kafka consumer group: plan pin-id ranges onto pins.reembed.vN "
-        "and start this many workers here (0: none here — run `pinclip backfill-worker` on other "
-        "machines). Left out: one process, as before.",
-    ),
-    item_size: int = typer.Option(256, min=1, help="Pins per work item (with --workers)."),
+    workers: GroupWorkers = None,
+    item_size: ItemSize = 256,
 ) -> None:
     """Re-embed every pin with version N into pins_vN, resumably; then switch the alias.
 
@@ -181,11 +199,10 @@ def backfill_cmd(
     """
     from encoder.manifest import Manifest
     from pinclip.backfill import backfill
-    from pinclip.registry import ModelRegistry
     from streams.content import FetchPolicy
 
     settings = get_settings()
-    registry = ModelRegistry(settings.registry_url)
+    registry = _registry(settings)
     registry.require(version)
     model_dir = registry.local_dir(version, settings.state_dir / "registry-cache")
     dim = Manifest.load(model_dir).dim
@@ -207,7 +224,7 @@ def backfill_cmd(
         )  # fmt: skip
         typer.echo(json.dumps(report.__dict__))
         return
-    with _graph(settings) as graph, writers_not_ready_is_a_user_error():
+    with _graph(settings) as graph, backfill_stops_are_user_errors():
         report = backfill(
             version,
             model_dir,
@@ -246,13 +263,16 @@ def _writers(settings: Settings, vectors: VectorVersions) -> WriterCheck:
 
 
 @contextmanager
-def writers_not_ready_is_a_user_error() -> Iterator[None]:
+def backfill_stops_are_user_errors() -> Iterator[None]:
+    """A backfill that stops for want of its writers (a stream worker not writing the candidate)
+    or of its group (every member exited) keeps what is done: one line, run it again."""
     from pinclip.errors import UserError
+    from pinclip.reembed.group import BackfillStalled
     from streams.writers import WritersNotReady
 
     try:
         yield
-    except WritersNotReady as exc:
+    except (WritersNotReady, BackfillStalled) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -284,6 +304,8 @@ def retrain_cmd(
     ),
     metrics_port: int = typer.Option(9109, help="Prometheus port in --every mode (0: off)."),
     id_prefix: str = typer.Option("", help="Only pins whose id starts with this (tests)."),
+    workers: GroupWorkers = None,
+    item_size: ItemSize = 256,
 ) -> None:
     """Export the graph, train, evaluate, and promote only if cold-start Recall@10 holds.
 
@@ -294,7 +316,6 @@ def retrain_cmd(
 
     Example: pinclip retrain --once            (or --every 6h, with metrics on :9109)
     """
-    from pinclip.registry import ModelRegistry
     from pinclip.retrain import RetrainDeps, retrain_forever, retrain_once, retrain_template
     from streams.content import FetchPolicy
 
@@ -302,7 +323,7 @@ def retrain_cmd(
         raise typer.BadParameter("give exactly one of --every or --once")
     every_s = _duration(every) if every is not None else 0.0
     settings = get_settings()
-    registry = ModelRegistry(settings.registry_url)
+    registry = _registry(settings)
     template, origin = retrain_template(registry, _live_version(settings, registry), config, model)
     if steps is not None:
         template.steps = steps
@@ -323,8 +344,10 @@ def retrain_cmd(
             fetch_policy=FetchPolicy.from_settings(settings),
         )
         deps.writers = _writers(settings, deps.vectors)
+        if workers is not None:
+            deps.fill = _group_fill(settings, deps, workers, item_size)
         if once:
-            with writers_not_ready_is_a_user_error():
+            with backfill_stops_are_user_errors():
                 outcome = retrain_once(deps, template, work_dir, tolerance)
             typer.echo(outcome.decision.reason)
             typer.echo(outcome.summary())
@@ -336,6 +359,21 @@ def retrain_cmd(
         retrain_forever(deps, template, work_dir, every_s, tolerance)
 
 
+def _group_fill(settings: Settings, deps: RetrainDeps, workers: int, item_size: int) -> Fill:
+    from pinclip.reembed.group import GroupOptions, group_fill
+    from streams.config import WorkerConfig
+
+    options = GroupOptions(
+        workers=workers,
+        item_size=item_size,
+        id_prefix=deps.id_prefix,
+        writers=deps.writers,
+        writers_timeout_s=deps.worker_wait_s,
+        progress=False,
+    )
+    return group_fill(WorkerConfig.from_settings(settings), deps.graph, deps.vectors, options)
+
+
 def _duration(text: str) -> float:
     from trainer.promotion import parse_duration
 
@@ -345,14 +383,12 @@ def _duration(text: str) -> float:
         raise typer.BadParameter(str(exc), param_hint="--every") from exc
 
 
-def _live_version(settings: Settings, registry: Any) -> int | None:
+def _live_version(settings: Settings, registry: RegistryReader) -> int | None:
     """The version the alias serves (the registry's live.json when no alias exists yet)."""
-    from streams.models import manifest_dim
-
     latest = registry.latest()
     if latest is None:
         return None
-    vectors = _vectors(settings, manifest_dim(registry.version_url(latest)))
+    vectors = _vectors(settings, registry.dim(latest))
     try:
         live: int | None = vectors.live_version()
     finally:

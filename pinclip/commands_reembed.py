@@ -4,13 +4,14 @@ group over Kafka partitions (pinclip.reembed)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from pinclip.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from pinclip.backfill import BackfillReport
     from streams.writers import WriterCheck
     from vector_store.backend import VectorVersions
 
@@ -28,12 +29,11 @@ def group_backfill(
     on_switched: Callable[[int], None],
     writers: WriterCheck | None,
     writers_timeout_s: float,
-) -> Any:
+) -> BackfillReport:
     """Plan, run `workers` members here, wait for the group, move the alias."""
-    from pinclip.commands_models import writers_not_ready_is_a_user_error
-    from pinclip.errors import UserError
+    from pinclip.commands_models import backfill_stops_are_user_errors
     from pinclip.factory import Factory
-    from pinclip.reembed.group import BackfillStalled, GroupOptions, ReembedGroup
+    from pinclip.reembed.group import GroupOptions, ReembedGroup
     from streams.config import WorkerConfig
 
     options = GroupOptions(
@@ -48,12 +48,9 @@ def group_backfill(
     config = WorkerConfig.from_settings(settings)
     with (
         Factory.from_settings(settings).graph_store() as graph,
-        writers_not_ready_is_a_user_error(),
+        backfill_stops_are_user_errors(),
     ):
-        try:
-            return ReembedGroup(config, version, graph, vectors, options).run()
-        except BackfillStalled as exc:
-            raise UserError(str(exc)) from None
+        return ReembedGroup(config, version, graph, vectors, options).run()
 
 
 @app.command("backfill-worker")

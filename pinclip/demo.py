@@ -89,9 +89,9 @@ def ensure_dataset(root: Path, opts: DemoOptions) -> Path:
 
 def ensure_model(root: Path, data_dir: Path, opts: DemoOptions) -> int:
     """Train once and register v1; later runs reuse it."""
-    from pinclip.registry import ModelRegistry
+    from pinclip.factory import Factory, StoreConfig
 
-    registry = ModelRegistry(str(root / "registry"))
+    registry = Factory(StoreConfig(registry_url=str(root / "registry"))).registry()
     latest = registry.latest()
     if latest is not None:
         console.print(f"  reusing model v{latest} from the demo registry")

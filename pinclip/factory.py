@@ -22,13 +22,14 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from encoder.registry import RegistryReader
 from streams import defaults, stages
-from streams.models import manifest_dim, registry_versions, version_uri
 
 if TYPE_CHECKING:
     from encoder.runtime import OnnxEncoder
     from encoder.service import EncoderService
     from graph_store import GraphStore
+    from pinclip.registry import ModelRegistry
     from pinclip.settings import Settings
     from streams.config import WorkerConfig
     from vector_store import VectorStore
@@ -99,14 +100,21 @@ class Factory:
 
     # --- stores ---------------------------------------------------------------------------
 
+    def registry(self) -> ModelRegistry:
+        """The model registry, to register versions in and announce them (the write side)."""
+        from pinclip.registry import ModelRegistry
+
+        return ModelRegistry(self.config.registry_url)
+
+    def registry_reader(self) -> RegistryReader:
+        """The model registry, read only (no write method exists on it)."""
+        return RegistryReader(self.config.registry_url)
+
     def registry_dim(self, version: int | None = None) -> int:
         """Embedding dimension of `version` (default: the newest in the registry)."""
-        if version is None:
-            versions = registry_versions(self.config.registry_url)
-            if not versions:
-                return DEFAULT_DIM
-            version = versions[-1]
-        return manifest_dim(version_uri(self.config.registry_url, version))
+        reader = self.registry_reader()
+        version = version if version is not None else reader.latest()
+        return DEFAULT_DIM if version is None else reader.dim(version)
 
     def vector_store(self, dim: int | None = None, **options: Any) -> VectorStore:
         """Milvus (lite for a path, a server for http://...); `options` go to VectorStore."""
@@ -135,9 +143,7 @@ class Factory:
 
     def model_dir(self, version: int, cache_dir: Path) -> Path:
         """A local directory holding registry version `version` (downloaded if remote)."""
-        from streams.models import local_model_dir
-
-        return local_model_dir(version_uri(self.config.registry_url, version), cache_dir)
+        return self.registry_reader().local_dir(version, cache_dir)
 
     def onnx_encoder(
         self, model_dir: str | Path, intra_op_threads: int | None = None

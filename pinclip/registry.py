@@ -1,20 +1,19 @@
-"""The model registry: versioned directories `v<N>/` under one fsspec URL (local or s3).
-
-A version is visible only once its `manifest.json` exists, and the manifest is uploaded last,
-so readers (the worker, the backfill) never see a half-copied model. `live.json` at the root
-records which version the alias serves, for the retrain loop's promotion rule.
+"""Registering models: the write side of the registry (encoder.registry holds its layout and
+reading). A version is visible only once its `manifest.json` exists, and the manifest is uploaded
+last, so readers (the worker, the backfill) never see a half-copied model. `live.json` records
+which version the alias serves, for the retrain loop's promotion rule.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import structlog
+
+from encoder.registry import EVAL, LIVE, MANIFEST, SOURCE, TRAIN_CONFIG, RegistryReader
 
 if TYPE_CHECKING:
     from encoder.manifest import Manifest
@@ -23,41 +22,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("registry")
 
-MANIFEST = "manifest.json"
-EVAL = "eval.json"
-LIVE = "live.json"
-TRAIN_CONFIG = "train_config.json"  # how the version was trained: what retrain starts from
-SOURCE = "source.json"  # {"weights_sha256": ...} of the run it came from: refuses duplicates
 
-
-def absolute_url(url: str) -> str:
-    """Local paths become absolute so a worker in another directory resolves them the same."""
-    if "://" in url and not url.startswith("file://"):
-        return url.rstrip("/")
-    path = url[len("file://") :] if url.startswith("file://") else url
-    return os.path.abspath(path)
-
-
-class ModelRegistry:
-    def __init__(self, url: str) -> None:
-        self.url = absolute_url(url)
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
-        self.root = self.root.rstrip("/")
-
-    def _path(self, *parts: str) -> str:
-        return "/".join([self.root, *parts])
-
-    def version_url(self, version: int) -> str:
-        return f"{self.url}/v{version}"
-
-    def versions(self) -> list[int]:
-        from streams.models import registry_versions
-
-        return registry_versions(self.url)
-
-    def latest(self) -> int | None:
-        found = self.versions()
-        return found[-1] if found else None
+class ModelRegistry(RegistryReader):
+    """A registry that this process may write: upload, register, mark live, announce."""
 
     def upload(self, local_dir: Path, version: int) -> str:
         """Copy a finished model directory to v<N>; the manifest goes last."""
@@ -103,26 +70,6 @@ class ModelRegistry:
             self.upload(staging, version)
         return version, manifest
 
-    def read_eval(self, version: int) -> dict[str, Any] | None:
-        return self._read_json(version, EVAL)
-
-    def read_train_config(self, version: int) -> dict[str, Any] | None:
-        """The TrainConfig (as a dict) v<N> was trained with; None for versions registered
-        before it was recorded."""
-        return self._read_json(version, TRAIN_CONFIG)
-
-    def read_model_config(self, version: int) -> dict[str, Any] | None:
-        """v<N>'s PinClipConfig (encoder.model.CONFIG_FILE of its torch checkpoint; named here
-        so that reading it needs no torch)."""
-        return self._read_json(version, "config.json")
-
-    def _read_json(self, version: int, name: str) -> dict[str, Any] | None:
-        path = self._path(f"v{version}", name)
-        if not self.fs.exists(path):
-            return None
-        data: dict[str, Any] = json.loads(self.fs.cat_file(path))
-        return data
-
     def require(self, version: int) -> None:
         """UserError naming the versions there are, unless v<N> is registered."""
         from pinclip.errors import UserError
@@ -132,25 +79,6 @@ class ModelRegistry:
             return
         have = f"have {', '.join(map(str, found))}" if found else "it is empty"
         raise UserError(f"no v{version} in the registry {self.url} ({have})")
-
-    def version_with_weights(self, weights_sha256: str) -> int | None:
-        """The registered version made from these weights, if any."""
-        for version in self.versions():
-            source = self._read_json(version, SOURCE) or {}
-            if source.get("weights_sha256") == weights_sha256:
-                return version
-        return None
-
-    def local_dir(self, version: int, cache_dir: Path) -> Path:
-        from streams.models import local_model_dir
-
-        return local_model_dir(self.version_url(version), cache_dir)
-
-    def live(self) -> int | None:
-        path = self._path(LIVE)
-        if not self.fs.exists(path):
-            return None
-        return int(json.loads(self.fs.cat_file(path))["version"])
 
     def set_live(self, version: int) -> None:
         self.fs.makedirs(self.root, exist_ok=True)

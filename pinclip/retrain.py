@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
@@ -22,8 +22,15 @@ from prometheus_client import Counter, Gauge, Histogram
 from trainer.promotion import METRIC, PromotionDecision, decide_promotion
 
 if TYPE_CHECKING:
+    from encoder.registry import RegistryReader
     from graph_store import GraphStore
+    from pinclip.backfill import BackfillReport
+    from pinclip.registry import ModelRegistry
+    from streams.content import FetchPolicy
+    from streams.events import ModelUpdate
     from streams.writers import WriterCheck
+    from trainer.config import TrainConfig
+    from trainer.dataset import Dataset
     from vector_store.backend import VectorVersions
 
 log = structlog.get_logger("retrain")
@@ -73,8 +80,11 @@ class RetrainOutcome:
 
 
 def retrain_template(
-    registry: Any, live: int | None, config_path: Path | None = None, preset: str | None = None
-) -> tuple[Any, str]:
+    registry: RegistryReader,
+    live: int | None,
+    config_path: Path | None = None,
+    preset: str | None = None,
+) -> tuple[TrainConfig, str]:
     """The TrainConfig a round starts from, and where it came from (said to the user).
 
     Default: the live version's own training configuration from the registry, so a candidate
@@ -102,27 +112,61 @@ def retrain_template(
     return cfg, f"no live model: preset {cfg.model!r}"
 
 
+class Fill(Protocol):
+    """Fills the promoted candidate's collection from the graph, moves the alias once it is
+    complete and then calls `on_switched(version)`: the one-process backfill
+    (`one_process_fill`) or a re-embed consumer group (`pinclip.reembed.group.group_fill`)."""
+
+    def __call__(
+        self, version: int, model_dir: Path, on_switched: Callable[[int], None]
+    ) -> BackfillReport: ...
+
+
 @dataclass
 class RetrainDeps:
     """What a round talks to; tests substitute prefixes and small configs."""
 
-    registry: Any  # pinclip.registry.ModelRegistry
+    registry: ModelRegistry
     graph: GraphStore
     vectors: VectorVersions
-    publish: Callable[[Any], None]  # sends a ModelUpdate
+    publish: Callable[[ModelUpdate], None]
     state_dir: Path
     id_prefix: str = ""
     provider: str = "auto"
-    fetch_policy: Any = None  # streams.content.FetchPolicy for the backfill's image reads
+    fetch_policy: FetchPolicy | None = None  # for the one-process backfill's image reads
     # The stream's workers (streams.writers.WriterCheck, e.g. GroupWriters): the backfill waits
     # up to worker_wait_s for each of them to write the candidate — the same rule as
     # `pinclip backfill`. None: no stream runs (tests, an offline system).
     writers: WriterCheck | None = None
     worker_wait_s: float = 120.0
+    fill: Fill | None = None  # None: one_process_fill(self)
+
+
+def one_process_fill(deps: RetrainDeps) -> Fill:
+    """The backfill in this process (pinclip.backfill), under the round's writers rule."""
+    from pinclip.backfill import backfill
+
+    def fill(version: int, model_dir: Path, on_switched: Callable[[int], None]) -> BackfillReport:
+        return backfill(
+            version,
+            model_dir,
+            deps.graph,
+            deps.vectors,
+            deps.state_dir,
+            id_prefix=deps.id_prefix,
+            provider=deps.provider,
+            fetch_policy=deps.fetch_policy,
+            on_switched=on_switched,
+            progress=False,
+            writers=deps.writers,  # every worker writes the candidate before the fill starts
+            writers_timeout_s=deps.worker_wait_s,
+        )
+
+    return fill
 
 
 def _live_recall(
-    deps: RetrainDeps, dataset: Any, train_cfg: Any, work: Path
+    deps: RetrainDeps, dataset: Dataset, train_cfg: TrainConfig, work: Path
 ) -> tuple[float | None, str, int | None]:
     """Cold-start Recall@10 of the live model, preferably re-scored on today's split."""
     from trainer.evaluate import evaluate
@@ -145,11 +189,10 @@ def _live_recall(
 
 
 def retrain_once(
-    deps: RetrainDeps, train_template: Any, work_dir: Path, tolerance: float = 0.0
+    deps: RetrainDeps, train_template: TrainConfig, work_dir: Path, tolerance: float = 0.0
 ) -> RetrainOutcome:
     """One full round; returns what was decided and, when promoted, the new version."""
     from encoder.model import PinClipModel
-    from pinclip.backfill import backfill
     from trainer.dataset import read_dataset
     from trainer.evaluate import evaluate, write_report
     from trainer.export_graph import export_graph
@@ -196,28 +239,16 @@ def retrain_once(
         LIVE_VERSION.set(v)
         deps.publish(deps.registry.model_update(v, "promoted"))
 
+    fill = deps.fill or one_process_fill(deps)
     with timed_step("backfill", version=version):
-        filled = backfill(
-            version,
-            deps.registry.local_dir(version, work / "registry-cache"),
-            deps.graph,
-            deps.vectors,
-            deps.state_dir,
-            id_prefix=deps.id_prefix,
-            provider=deps.provider,
-            fetch_policy=deps.fetch_policy,
-            on_switched=promoted,
-            progress=False,
-            writers=deps.writers,  # every worker writes the candidate before the fill starts
-            writers_timeout_s=deps.worker_wait_s,
-        )
+        filled = fill(version, deps.registry.local_dir(version, work / "registry-cache"), promoted)
     ROUNDS.labels("promoted").inc()
     return RetrainOutcome(decision, version, run_dir, filled.embedded, live_version)
 
 
 def retrain_forever(
     deps: RetrainDeps,
-    train_template: Any,
+    train_template: TrainConfig,
     work_dir: Path,
     every_s: float,
     tolerance: float = 0.0,

@@ -43,13 +43,14 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import IllegalStateError
 
+from encoder.registry import registry_versions
 from streams import metrics, stages
 from streams.config import WorkerConfig
 from streams.errors import ConfigurationError, classify, short_detail
 from streams.events import DeadLetter, Event
 from streams.heartbeat import Snapshot, progress_fields
 from streams.log_noise import demote_known_noise
-from streams.models import check_start_version, registry_versions
+from streams.models import check_start_version
 from streams.pipeline import SourceRecord, consumer_lag
 from streams.ports import StoreFactory
 from streams.retry import retry_transient

@@ -1,6 +1,7 @@
-"""Which model versions the worker serves: registry lookup, model trust, atomic load/unload.
+"""Which model versions the worker serves: model trust and atomic load/unload.
 
-The registry is a directory (any fsspec URL) of `v<N>/` model directories with `manifest.json`.
+The registry's layout and reading live in encoder.registry (a directory, any fsspec URL, of
+`v<N>/` model directories with `manifest.json`); this module decides what the worker trusts.
 A ModelUpdate comes from outside, so it is trusted for nothing but the version it names:
 - it may only name `v<N>` of the *configured* registry (`registry_uri` must be exactly that
   directory; no other fsspec URL is ever opened);
@@ -20,25 +21,26 @@ import hashlib
 import inspect
 import json
 import posixpath
-import re
-import shutil
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fsspec
 import structlog
 
+from encoder.registry import (
+    MANIFEST,
+    RegistryError,
+    local_model_dir,
+    manifest_sha256,
+    version_uri,
+)
 from streams.errors import ConfigurationError, DeterministicError
 from streams.events import ModelUpdate
 from streams.pipeline import ModelPlan, ModelVersions, plan_model_update
 from streams.ports import Embedder
 
 log = structlog.get_logger(__name__)
-_VERSION_DIR = re.compile(r"^v(\d+)$")
-MANIFEST = "manifest.json"
 
 
 class ModelMismatch(DeterministicError):
@@ -47,34 +49,6 @@ class ModelMismatch(DeterministicError):
 
     def __init__(self, reason: str, detail: str = "") -> None:
         super().__init__("model", reason, detail)
-
-
-def version_uri(registry_url: str, version: int) -> str:
-    return f"{registry_url.rstrip('/')}/v{version}"
-
-
-def registry_versions(registry_url: str) -> list[int]:
-    """Versions `v<N>` in the registry that have a manifest.json, ascending."""
-    fs, root = fsspec.core.url_to_fs(registry_url)
-    if not fs.exists(root):
-        return []
-    found = []
-    for entry in fs.ls(root, detail=False):
-        match = _VERSION_DIR.match(str(entry).rstrip("/").rsplit("/", 1)[-1])
-        if match and fs.exists(f"{str(entry).rstrip('/')}/{MANIFEST}"):
-            found.append(int(match.group(1)))
-    return sorted(found)
-
-
-def manifest_sha256(model_uri: str) -> str:
-    fs, root = fsspec.core.url_to_fs(model_uri)
-    return hashlib.sha256(fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}")).hexdigest()
-
-
-def manifest_dim(model_uri: str) -> int:
-    """Embedding dimension from a model directory's manifest (sizes the Milvus collections)."""
-    fs, root = fsspec.core.url_to_fs(model_uri)
-    return int(json.loads(fs.cat_file(f"{root.rstrip('/')}/{MANIFEST}"))["dim"])
 
 
 def model_update_for(registry_url: str, version: int, stage: str) -> ModelUpdate:
@@ -166,33 +140,6 @@ def _file_ok(directory: Path, name: str, digest: str) -> bool:
     return sha256_file(path) == digest
 
 
-def local_model_dir(model_uri: str, cache_dir: Path, sha256: str | None = None) -> Path:
-    """A local directory with the model: the path itself if local, else a copy in
-    `cache_dir/<sha256 of its manifest>` — downloaded beside it, moved in only once its manifest
-    hashes to `sha256` (when given), so the cache never holds a model under a wrong key."""
-    fs, root = fsspec.core.url_to_fs(model_uri)
-    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
-        return Path(root)
-    root = root.rstrip("/")
-    digest = sha256 or hashlib.sha256(fs.cat_file(f"{root}/{MANIFEST}")).hexdigest()
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise ModelMismatch("bad_manifest", "manifest sha256 must be 64 hex digits")
-    target = cache_dir / digest
-    if (target / MANIFEST).exists():
-        return target
-    partial = cache_dir / f".partial-{digest}-{uuid.uuid4().hex}"
-    try:
-        fs.get(f"{root}/", str(partial), recursive=True)
-        got = hashlib.sha256((partial / MANIFEST).read_bytes()).hexdigest()
-        if got != digest:
-            raise ModelMismatch("manifest_mismatch", f"downloaded manifest sha256 {got}")
-        if not target.exists():
-            partial.rename(target)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
-    return target
-
-
 # --- the served versions ------------------------------------------------------------------
 
 
@@ -249,7 +196,10 @@ class ModelSet:
         return PreparedUpdate(update, plan, await self._load(directory))
 
     def _fetch_verified(self, uri: str, update: ModelUpdate) -> Path:
-        directory = local_model_dir(uri, self._cache_dir, update.manifest_sha256)
+        try:
+            directory = local_model_dir(uri, self._cache_dir, update.manifest_sha256)
+        except RegistryError as exc:  # a copy that is not the announced model: dead-lettered
+            raise ModelMismatch(exc.reason, f"v{update.version}: {exc.detail}") from exc
         verify_model_dir(directory, update, self.dim)
         return directory
 
@@ -288,7 +238,8 @@ class ModelSet:
         return await self.commit(await self.prepare(update))
 
     async def _load(self, directory: Path) -> Embedder:
-        return await _maybe_await(await asyncio.to_thread(self._loader, directory))
+        loaded: Embedder = await _maybe_await(await asyncio.to_thread(self._loader, directory))
+        return loaded
 
     async def close(self) -> None:
         for service in self._services.values():

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from encoder.registry import manifest_dim, registry_versions, version_uri
 from streams import metrics
 from streams.config import WorkerConfig, without_userinfo
 from streams.content import ContentFetcher, ContentStore
@@ -30,13 +31,7 @@ from streams.embedwrite import EmbedWritePath
 from streams.errors import as_deterministic, classify, short_detail
 from streams.events import ModelUpdate
 from streams.graph_writes import GraphWriter
-from streams.models import (
-    ModelSet,
-    check_start_version,
-    manifest_dim,
-    registry_versions,
-    version_uri,
-)
+from streams.models import ModelSet, check_start_version
 from streams.new_pins import BatchOutcome, NewPinHandler, Prepared, Submission
 from streams.pipeline import RetryPolicy, SourceRecord, parse_records, rejected
 from streams.pipelining import StagedPipeline, SwapGate

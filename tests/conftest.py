@@ -211,6 +211,44 @@ def stream_run(
         forget_stream_run(config, tag)
 
 
+def record_alias_moves(vectors: Any) -> list[tuple[float, int, int]]:
+    """Wraps a real VectorStore's `switch_alias`: each call appends (monotonic time, version,
+    rows in that version at the moment of the move) before the move itself."""
+    import time
+
+    moves: list[tuple[float, int, int]] = []
+    move = vectors.switch_alias
+
+    def switch_alias(version: int, expected_count: int | None = None) -> Any:
+        moves.append((time.monotonic(), version, vectors.count(version)))
+        return move(version, expected_count)
+
+    vectors.switch_alias = switch_alias
+    return moves
+
+
+def settings_of(config: Any, file_roots: Path, partitions: int = 3) -> dict[str, str]:
+    """The PINCLIP_* settings (for `run_pinclip`) that reach a stream run's services, topics,
+    registry and state, with image files read from under `file_roots`."""
+    return {
+        "kafka_bootstrap": config.kafka_bootstrap,
+        "consumer_group": config.consumer_group,
+        "topic_model_updates": config.topics.model_updates,
+        "topic_reembed": config.topics.reembed,
+        "topic_partitions": str(partitions),
+        "kafka_session_timeout_s": "6",
+        "neo4j_uri": config.neo4j_uri,
+        "neo4j_user": config.neo4j_user,
+        "neo4j_password": config.neo4j_password.get_secret_value(),
+        "milvus_uri": config.milvus_uri,
+        "milvus_alias": config.milvus_alias,
+        "milvus_prefix": config.milvus_prefix,
+        "registry_url": config.registry_url,
+        "state_dir": str(config.state_dir),
+        "fetch_file_roots": str(file_roots),
+    }
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

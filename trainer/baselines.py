@@ -22,7 +22,8 @@ HISTOGRAM_SIZE = 64  # pixels; enough for colour statistics, fast
 
 def random_embeddings(n: int, dim: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    normed: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normed
 
 
 def colour_histogram(image_bytes: bytes, bins: int = HISTOGRAM_BINS) -> np.ndarray:
@@ -37,7 +38,8 @@ def colour_histogram(image_bytes: bytes, bins: int = HISTOGRAM_BINS) -> np.ndarr
     codes = (q[:, 0] * bins + q[:, 1]) * bins + q[:, 2]
     hist = np.bincount(codes, minlength=bins**3).astype(np.float32)
     root = np.sqrt(hist / max(1.0, float(hist.sum())))
-    return root / max(1e-12, float(np.linalg.norm(root)))
+    normed: np.ndarray = root / max(1e-12, float(np.linalg.norm(root)))
+    return normed
 
 
 def colour_histogram_embeddings(images: Sequence[bytes]) -> np.ndarray:

@@ -10,21 +10,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from trainer.dataset import PinRecord, SaveRecord, write_dataset
 
+if TYPE_CHECKING:
+    from graph_store import GraphStore
+    from trainer.dataset import Dataset
+
 log = structlog.get_logger("trainer.export")
 
 
 def export_graph(
-    store: Any, out_url: str | Path, id_prefix: str = "", page_size: int = 5000
+    store: GraphStore, out_url: str | Path, id_prefix: str = "", page_size: int = 5000
 ) -> tuple[int, int]:
     """Dump every pin with content and every Pin–Board edge; returns (pins, saves) written.
 
-    `store` is a graph_store.GraphStore (typed loosely: only iter_pins/iter_saves are used).
     Pins without an image URI cannot be embedded and are skipped along with their edges.
     """
     exported: set[str] = set()
@@ -70,7 +73,7 @@ def export_graph(
 
 
 def import_dataset(
-    store: Any, dataset: Any, id_prefix: str = "", batch_size: int = 1000
+    store: GraphStore, dataset: Dataset, id_prefix: str = "", batch_size: int = 1000
 ) -> tuple[int, int]:
     """The reverse direction, for demos and tests: load a dataset into the graph store.
 

@@ -53,13 +53,14 @@ class PinClipObjective(nn.Module):
             tokens = self.model.image_tokens_from(batch.neighbor_pixel_values)
             return self.model.embed(tokens, batch.neighbor_text_tokens, batch.neighbor_text_mask)
         assert batch.neighbor_input_ids is not None and batch.neighbor_attention_mask is not None
-        return self.model(
+        neighbors: PinClipOutput = self.model(
             batch.neighbor_pixel_values, batch.neighbor_input_ids, batch.neighbor_attention_mask
         )
+        return neighbors
 
     def forward(self, batch: PinBatch | FeatureBatch) -> dict[str, Tensor]:
         out, title, description = self._anchors(batch)
-        parts = self.multi_granular(
+        parts: dict[str, Tensor] = self.multi_granular(
             out.image, out.text, out.pin, title, description, batch.has_description
         )
         nbr = self._neighbors(batch)

@@ -52,4 +52,5 @@ def linear_probe_embeddings(
     probe = LogisticRegression(C=c, max_iter=max_iter)
     probe.fit(x[train_rows], list(labels))
     probs = probe.predict_proba(x)
-    return (probs / np.linalg.norm(probs, axis=1, keepdims=True)).astype(np.float32)
+    normed: np.ndarray = (probs / np.linalg.norm(probs, axis=1, keepdims=True)).astype(np.float32)
+    return normed

@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from streams.models import local_model_dir, version_uri
+from encoder.registry import local_model_dir, version_uri
 
 log = structlog.get_logger(__name__)
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from vector_store.backend import VectorReads
+
+if TYPE_CHECKING:
+    from graph_store import PinNode
+    from streams.events import PinEmbedded
 
 # The read side of vector_store.VectorStore: the API's slice of the one vector contract.
 VectorReader = VectorReads
@@ -22,7 +26,7 @@ VectorReader = VectorReads
 class GraphReader(Protocol):
     """The read side of graph_store.GraphStore."""
 
-    def pins_with_boards(self, pin_ids: Sequence[str]) -> dict[str, tuple[Any, list[str]]]: ...
+    def pins_with_boards(self, pin_ids: Sequence[str]) -> dict[str, tuple[PinNode, list[str]]]: ...
 
     def ping(self) -> None: ...
 
@@ -34,9 +38,9 @@ class QueryEmbedding(Protocol):
 
 
 class QueryEncoder(Protocol):
-    async def embed_text(self, text: str) -> Any: ...
+    async def embed_text(self, text: str) -> QueryEmbedding: ...
 
-    async def embed_image(self, image_bytes: bytes) -> Any: ...
+    async def embed_image(self, image_bytes: bytes) -> QueryEmbedding: ...
 
 
 class EncoderProvider(Protocol):
@@ -61,7 +65,7 @@ class ImageSource(Protocol):
 class RecentFeed(Protocol):
     """Pins as the stream embeds them (PinEmbedded events), newest first."""
 
-    def latest(self, limit: int) -> list[Any]: ...
+    def latest(self, limit: int) -> list[PinEmbedded]: ...
 
     def describe(self) -> str: ...
 

@@ -22,9 +22,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -36,6 +36,9 @@ from pinclip.reembed.worker import model_key
 from streams.config import WorkerConfig, write_private
 from streams.writers import WriterCheck, wait_for_writers
 from trainer.progress import progress_bar
+
+if TYPE_CHECKING:
+    from pinclip.retrain import Fill
 
 log = structlog.get_logger("reembed")
 
@@ -182,3 +185,16 @@ class ReembedGroup:
         for out in self._logs:
             out.close()
         Path(self._dir / f"config-v{self.version}.json").unlink(missing_ok=True)
+
+
+def group_fill(
+    config: WorkerConfig, graph: PinPages, vectors: VersionTarget, options: GroupOptions
+) -> Fill:
+    """A retrain round's fill (pinclip.retrain.Fill) run by a re-embed group: the members load
+    the version from the registry themselves, so the round's local copy is not needed here."""
+
+    def fill(version: int, model_dir: Path, on_switched: Callable[[int], None]) -> BackfillReport:
+        chosen = replace(options, on_switched=on_switched, switch=True)
+        return ReembedGroup(config, version, graph, vectors, chosen).run()
+
+    return fill

@@ -31,6 +31,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import CommitFailedError
 from kafka.structs import OffsetAndMetadata
 
+from encoder.registry import manifest_sha256, version_uri
 from pinclip.backfill import encode_nodes, load_images
 from pinclip.factory import Factory
 from pinclip.reembed.broker import ProgressReader, ReembedTopics
@@ -46,7 +47,6 @@ from streams.config import WorkerConfig
 from streams.content import ContentFetcher, content_root
 from streams.embedwrite import EmbedWritePath
 from streams.errors import classify
-from streams.models import manifest_sha256, version_uri
 from streams.ports import BatchEmbedder
 from streams.writers import new_writer_id
 

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from pinclip.services import manager
-from pinclip.services.base import ServiceError
+from pinclip.services.base import Service, ServiceError
 from pinclip.services.config import ServicesConfig
 
 app = typer.Typer(
@@ -27,7 +27,7 @@ Only = Annotated[
 ]
 
 
-def _services(only: list[str] | None) -> list[manager.Service]:
+def _services(only: list[str] | None) -> list[Service]:
     try:
         return manager.build_services(ServicesConfig.model_validate({}), only)
     except ServiceError as exc:

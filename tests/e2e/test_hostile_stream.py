@@ -23,11 +23,11 @@ import pytest
 from conftest import forget_stream_run
 from kafka import KafkaProducer
 
+from encoder.registry import manifest_sha256
 from graph_store import GraphStore
 from streams.config import WorkerConfig
 from streams.content import FetchPolicy
 from streams.events import DeadLetter
-from streams.models import manifest_sha256
 from streams.runner import StreamProgress, WorkerProcess
 from streams.synthetic import SyntheticStream
 from vector_store import VectorStore

@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from conftest import until
+from conftest import record_alias_moves, settings_of, until
 
 from graph_store import GraphStore, PinNode
 from pinclip.backfill import BackfillReport
@@ -40,18 +40,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 CATALOGUE, IMAGES, ITEM = 5000, 40, 100
 WAIT_S = 300.0
-
-
-class Switches(VectorStore):
-    """The real store; records when the alias was asked to move, and to which version."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.switches: list[tuple[float, int]] = []
-
-    def switch_alias(self, version: int, expected_count: int | None = None) -> Any:
-        self.switches.append((time.monotonic(), version))
-        return super().switch_alias(version, expected_count)
 
 
 Env = tuple[WorkerConfig, str, int]
@@ -116,8 +104,9 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
     uris = image_uris(root)
     secret = config.neo4j_password.get_secret_value()
     graph = GraphStore(config.neo4j_uri, config.neo4j_user, secret)
-    vs = Switches(config.milvus_uri, alias=config.milvus_alias, dim=dim,
-                  prefix=config.milvus_prefix)  # fmt: skip
+    vs = VectorStore(config.milvus_uri, alias=config.milvus_alias, dim=dim,
+                     prefix=config.milvus_prefix)  # fmt: skip
+    moves = record_alias_moves(vs)
     reading = VectorStore(config.milvus_uri, alias=config.milvus_alias, dim=dim,
                           prefix=config.milvus_prefix)  # fmt: skip
     producer = EventProducer(config.kafka_bootstrap, config.topics)
@@ -190,7 +179,7 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
     # The plan holds the catalogue and the pins streamed before it; each item is counted once,
     # the ones the killed worker had in hand included.
     assert report.embedded == CATALOGUE + len(first)
-    assert [v for _, v in vs.switches] == [2] and announced == [2]  # the alias moved once
+    assert [v for _, v, _ in moves] == [2] and announced == [2]  # the alias moved once
     assert vs.live_version() == 2
 
     every = catalogue + [p.pin_id for p in first + during]
@@ -199,7 +188,7 @@ def test_three_workers_backfill_5000_pins_one_killed_the_alias_moves_once_after_
     assert vs.count(2) == len(every)  # and nothing else, no pin twice
     vs.close()
 
-    switched_at = vs.switches[0][0]
+    switched_at = moves[0][0]
     assert all(len(versions) == 1 for _, versions in reader.seen if versions)  # never mixed
     assert all(2 not in versions for at, versions in reader.seen if at < switched_at)
     order = [next(iter(v)) for _, v in reader.seen if v]
@@ -220,22 +209,7 @@ def test_pinclip_backfill_workers_runs_the_group_from_the_command_line(
         now = datetime.now(UTC)
         graph.upsert_pins([PinNode(f"{prefix}c{i:04d}", f"pin {i}", "", uris[i % len(uris)], now)
                            for i in range(300)])  # fmt: skip
-    settings = {
-        "kafka_bootstrap": config.kafka_bootstrap,
-        "consumer_group": config.consumer_group,
-        "topic_reembed": config.topics.reembed,
-        "topic_partitions": "3",
-        "kafka_session_timeout_s": "6",
-        "neo4j_uri": config.neo4j_uri,
-        "neo4j_user": config.neo4j_user,
-        "neo4j_password": secret,
-        "milvus_uri": config.milvus_uri,
-        "milvus_alias": config.milvus_alias,
-        "milvus_prefix": config.milvus_prefix,
-        "registry_url": config.registry_url,
-        "state_dir": str(config.state_dir),
-        "fetch_file_roots": str(root),
-    }
+    settings = settings_of(config, root)
     done = run_pinclip("backfill", "--version", "2", "--workers", "2", "--item-size", "40",
                        "--id-prefix", prefix, "--no-announce", cwd=root, **settings)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

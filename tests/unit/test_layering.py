@@ -3,8 +3,8 @@
 - `encoder`, `graph_store`, `vector_store` import nothing of ours; `trainer` may import
   `encoder` and `graph_store`; `streams` wires the three stores' packages; `pinclip` is the
   application (it may import everything).
-- Stores and encoders are constructed only in `pinclip/factory.py` (tests and benchmarks build
-  their own on purpose)."""
+- Stores, encoders and registry clients are constructed only in `pinclip/factory.py` (tests and
+  benchmarks build their own on purpose)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ ALLOWED = {
     "streams": {"encoder", "graph_store", "vector_store"},
     "pinclip": set(OURS),
 }
-CONSTRUCTORS = re.compile(r"\b(VectorStore|GraphStore)\(|\b(EncoderService|OnnxEncoder)\.load\(")
+CONSTRUCTORS = re.compile(
+    r"(?<!class )\b(VectorStore|GraphStore|ModelRegistry|RegistryReader)\("
+    r"|\b(EncoderService|OnnxEncoder)\.load\("
+)
 WIRING = Path("pinclip/factory.py")
 
 

@@ -12,18 +12,11 @@ from typing import Any
 import fsspec
 import pytest
 
+from encoder.registry import RegistryError, local_model_dir, manifest_sha256, registry_versions
 from streams.config import Topics, WorkerConfig
 from streams.errors import ConfigurationError, classify
 from streams.events import ModelUpdate
-from streams.models import (
-    ModelMismatch,
-    ModelSet,
-    check_start_version,
-    local_model_dir,
-    manifest_sha256,
-    model_update_for,
-    registry_versions,
-)
+from streams.models import ModelMismatch, ModelSet, check_start_version, model_update_for
 from streams.pipeline import ModelVersions
 from streams.producer import key_of_line
 
@@ -200,9 +193,18 @@ async def test_a_remote_registry_is_cached_by_content_hash_only(tmp_path: Path) 
         manifest_sha256(f"{registry}/v1"),
         update.manifest_sha256,
     }
-    with pytest.raises(ModelMismatch):  # a download that is not the announced model
+    with pytest.raises(RegistryError, match="manifest_mismatch"):  # not the announced model
         local_model_dir(f"{registry}/v2", tmp_path / "other", "f" * 64)
     assert list((tmp_path / "other").iterdir()) == []
+    forged = model_update_for(registry, 2, "candidate").model_copy(
+        update={"version": 3, "registry_uri": f"{registry}/v3", "manifest_sha256": "e" * 64}
+    )
+    fs.pipe_file(f"{root}/v3/manifest.json", b'{"version": 3, "dim": 8, "files": {}}')
+    before = models.state
+    with pytest.raises(ModelMismatch) as caught:  # the worker's word for it: dead-lettered
+        await models.prepare(forged)
+    assert caught.value.reason == "manifest_mismatch" and classify(caught.value) == "deterministic"
+    assert models.state == before
 
 
 def test_worker_config_round_trips_through_json(tmp_path: Path) -> None:
