@@ -20,6 +20,7 @@ from pinclip.dataset_events import (
     plan_dataset,
 )
 from pinclip.errors import UserError
+from pinclip.settings import Settings
 from trainer.progress import progress_bar
 
 #: A worker that made no progress for this long is probably not running: say so once.
@@ -27,7 +28,7 @@ STALL_HINT_S = 30.0
 
 
 def stream_dataset(
-    settings: Any,
+    settings: Settings,
     data: str,
     *,
     images: str = "inline",

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinclip.api.models import Consistency
+from pinclip.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class ApiConfig:
         return bool(self.api_key)
 
     @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> ApiConfig:
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ApiConfig:
         values: dict[str, Any] = {
             "consistency_search": settings.api_consistency_search,
             "consistency_similar": settings.api_consistency_similar,

@@ -11,6 +11,8 @@ from typing import Any
 import uvicorn
 
 from pinclip.api.wiring import create_api_from_settings
+from pinclip.settings import Settings
+from streams.config import WorkerConfig
 
 
 def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
@@ -18,7 +20,7 @@ def uvicorn_config(app: Any, host: str, port: int) -> uvicorn.Config:
     return uvicorn.Config(app, host=host, port=port, access_log=False, log_config=None)
 
 
-def serve(settings: Any, host: str, port: int, **config_overrides: Any) -> None:
+def serve(settings: Settings, host: str, port: int, **config_overrides: Any) -> None:
     """Serve until interrupted (Ctrl-C / SIGTERM: graceful)."""
     app = create_api_from_settings(settings, **config_overrides)
     uvicorn.Server(uvicorn_config(app, host, port)).run()
@@ -65,7 +67,7 @@ def free_port_or(host: str, port: int) -> int:
     return port
 
 
-def serve_gallery_until_interrupted(settings: Any, worker_config: Any) -> None:
+def serve_gallery_until_interrupted(settings: Settings, worker_config: WorkerConfig) -> None:
     """The end of `pinclip demo`: the API and gallery over what the demo's worker just wrote
     (its Milvus, registry, topics and image roots), until Ctrl-C."""
     from rich.console import Console

@@ -14,11 +14,15 @@ from pinclip.api.encoders import VersionedEncoders
 from pinclip.api.images import ContentImageSource
 from pinclip.api.ports import ApiDeps
 from pinclip.api.recent import KafkaRecentFeed
+from pinclip.settings import Settings
 from streams.content import FetchPolicy
 
 
 def build_deps(
-    settings: Any, *, topic_embedded: str | None = None, fetch_policy: FetchPolicy | None = None
+    settings: Settings,
+    *,
+    topic_embedded: str | None = None,
+    fetch_policy: FetchPolicy | None = None,
 ) -> ApiDeps:
     from graph_store import RetryPolicy
     from pinclip.factory import Factory
@@ -54,7 +58,7 @@ def build_deps(
 
 
 def create_api_from_settings(
-    settings: Any, *, deps: ApiDeps | None = None, **config_overrides: Any
+    settings: Settings, *, deps: ApiDeps | None = None, **config_overrides: Any
 ) -> FastAPI:
     """The API on the configured Milvus, Neo4j, model registry and Kafka."""
     return create_api(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from streams.content.addresses import Network, parse_networks
 
@@ -28,6 +28,30 @@ DEFAULT_DEADLINE_S = 5.0
 def split_list(text: str) -> tuple[str, ...]:
     """`"a, b,,c"` → `("a", "b", "c")`: how list settings are written in the environment."""
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+class FetchSettings(Protocol):
+    """The settings a FetchPolicy is read from: `pinclip.settings.Settings` has them (mypy checks
+    it where pinclip passes its Settings in; streams never imports pinclip)."""
+
+    @property
+    def fetch_schemes(self) -> str: ...
+    @property
+    def fetch_file_roots(self) -> str: ...
+    @property
+    def fetch_allow_networks(self) -> str: ...
+    @property
+    def fetch_allow_hosts(self) -> str: ...
+    @property
+    def max_image_bytes(self) -> int: ...
+    @property
+    def image_fetch_timeout_s(self) -> float: ...
+    @property
+    def fetch_max_redirects(self) -> int: ...
+    @property
+    def fetch_max_concurrency(self) -> int: ...
+    @property
+    def fetch_threads(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -95,7 +119,7 @@ class FetchPolicy:
         return cls(**fixed)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> FetchPolicy:
+    def from_settings(cls, settings: FetchSettings) -> FetchPolicy:
         """From `pinclip.settings.Settings` (passed in: streams never reads the environment)."""
         return cls(
             schemes=split_list(settings.fetch_schemes),

@@ -129,6 +129,22 @@ def test_retrain_waits_for_the_graph_and_restarts(compose: dict[str, Any]) -> No
     assert retrain["restart"] == "on-failure"
 
 
+def test_retrain_backfills_through_the_re_embed_group(compose: dict[str, Any]) -> None:
+    """The round's backfill runs as a consumer group (pinclip.reembed), not in one process:
+    the command line, with compose's defaults filled in, parses with --workers >= 1."""
+    import typer.main
+
+    from pinclip import cli
+
+    command = " ".join(compose["services"]["retrain"]["command"])
+    line = command[command.index("pinclip retrain") :].split("&&")[0]
+    line = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", line)  # compose's own defaults
+    argv = line.split()[2:]
+    cli._register()
+    retrain = typer.main.get_command(cli.app).commands["retrain"]  # type: ignore[attr-defined]
+    assert retrain.make_context("retrain", argv).params["workers"] >= 1
+
+
 def test_app_waits_for_bootstrap_and_the_stores(compose: dict[str, Any]) -> None:
     deps = compose["services"]["worker"]["depends_on"]
     assert deps["bootstrap"]["condition"] == "service_completed_successfully"
